@@ -126,8 +126,14 @@ def _shown(value: Any) -> str:
 
 
 def _fail(path: Path, where: tuple[str, str] | None, problem: str, **facts: Any) -> PresetFileError:
-    """Build the error for one problem; `where` = (zh, en) naming the preset, or None for the file."""
-    zh, en = (text.format(**facts) for text in _PROBLEMS[problem])
+    """Build the error for one problem; `where` = (zh, en) naming the preset, or None for the file.
+
+    A fact given as a (zh, en) tuple goes into each language's half in its own language.
+    """
+    zh, en = (
+        text.format(**{k: v[lang] if isinstance(v, tuple) else v for k, v in facts.items()})
+        for lang, text in enumerate(_PROBLEMS[problem])
+    )
     if where is None:
         return PresetFileError(f"风格预设文件 {path}：{zh}", f"Presets file {path}: {en}")
     return PresetFileError(f"风格预设文件 {path}，{where[0]}：{zh}", f"Presets file {path}, {where[1]}: {en}")
@@ -162,8 +168,11 @@ def _parse_yaml(path: Path, text: str) -> Any:
         line = mark.line + 1 if mark is not None else "?"
         reason = exc.problem or exc.context or "invalid YAML"
         raise _fail(path, None, "yaml_syntax", line=line, reason=reason) from None
+    except yaml.reader.ReaderError as exc:
+        # Reader errors (control characters) carry a character position, not a line mark.
+        line = text.count("\n", 0, exc.position) + 1
+        raise _fail(path, None, "yaml_syntax", line=line, reason=exc.reason) from None
     except yaml.YAMLError as exc:
-        # Reader errors (control characters) carry a position but no line mark.
         raise _fail(path, None, "yaml_syntax", line="?", reason=str(exc).splitlines()[0]) from None
     except RecursionError:
         raise _fail(path, None, "too_deep") from None
@@ -213,7 +222,7 @@ def _check_defaults(path: Path, where: tuple[str, str], value: Any) -> dict[str,
         request = PortraitRequest(image_input="http://x", **value)
     except InvalidInputError as exc:
         key = exc.field_name or "?"
-        raise _fail(path, where, "bad_default", key=key, reason=f"{exc.zh} / {exc.en}") from None
+        raise _fail(path, where, "bad_default", key=key, reason=(exc.zh, exc.en)) from None
     return {key: getattr(request, key) for key in value}
 
 
@@ -221,17 +230,17 @@ def _build_preset(path: Path, index: int, entry: Any, first_index: dict[str, int
     where = (f"第 {index} 个预设", f"preset #{index}")
     if not isinstance(entry, Mapping):
         raise _fail(path, where, "preset_not_mapping", got=_shown(entry))
-    for key in entry:
-        if key not in _PRESET_KEYS:
-            raise _fail(path, where, "unknown_key", key=_shown(key), allowed=", ".join(_PRESET_KEYS))
     preset_id = entry.get("id")
     if not isinstance(preset_id, str) or not _ID_RE.fullmatch(preset_id):
         raise _fail(path, where, "bad_id", got=_shown(preset_id))
     if preset_id in first_index:
         raise _fail(path, where, "duplicate_id", got=preset_id, first=first_index[preset_id])
     first_index[preset_id] = index
-    # From here on the preset has a valid id, which is what a person searches the file for.
+    # The id is checked first: from here on errors name it, as a person searches the file for it.
     where = _named(preset_id)
+    for key in entry:
+        if key not in _PRESET_KEYS:
+            raise _fail(path, where, "unknown_key", key=_shown(key), allowed=", ".join(_PRESET_KEYS))
     name_zh, name_en = _text_pair(path, where, entry, "name")
     description_zh, description_en = _text_pair(path, where, entry, "description")
     template = _check_template(path, where, entry.get("prompt"))

@@ -22,7 +22,7 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
     value = _float(env, name, default)
-    if not value.is_integer():
+    if not float(value).is_integer():
         raise SystemExit(f"{name}={value!r} is not an integer / {name} 必须是整数")
     return int(value)
 
