@@ -53,14 +53,20 @@ def exit_code(err: PortraitError) -> int:
 
 
 def _add_request_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--prompt", default="", help="what to generate (Chinese or English); empty = full reference")
+    p.add_argument(
+        "--prompt", default="", help="what to generate (Chinese or English); empty = full reference"
+    )
     p.add_argument("--preset", default=None, help="style preset id from presets.yaml (see `presets`)")
     p.add_argument("--width", type=int, default=None, help=f"{SIZE_MIN}-{SIZE_MAX}, default {SIZE_DEFAULT}")
     p.add_argument("--height", type=int, default=None, help=f"{SIZE_MIN}-{SIZE_MAX}, default {SIZE_DEFAULT}")
     for f in STRENGTH_FIELDS:
         flag = "--" + f.name.replace("_", "-")
-        p.add_argument(flag, dest=f.name, type=float, default=None, help=f"{f.en}, 0-1 step 0.1, default {f.default}")
-    p.add_argument("--gen-mode", default=None, choices=("auto", *GEN_MODES), help="default: auto (API decides)")
+        p.add_argument(
+            flag, dest=f.name, type=float, default=None, help=f"{f.en}, 0-1 step 0.1, default {f.default}"
+        )
+    p.add_argument(
+        "--gen-mode", default=None, choices=("auto", *GEN_MODES), help="default: auto (API decides)"
+    )
     p.add_argument("--seed", default=str(SEED_RANDOM), help="-1 = random (the seed used is printed)")
 
 
@@ -73,7 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     gen = sub.add_parser("generate", help="generate portraits from one photo")
     gen.add_argument("--image", required=True, help="photo file or http(s) URL")
     _add_request_flags(gen)
-    gen.add_argument("--variations", "-n", type=int, default=1, help=f"1-{VARIATIONS_MAX} images, concurrently")
+    gen.add_argument(
+        "--variations", "-n", type=int, default=1, help=f"1-{VARIATIONS_MAX} images, concurrently"
+    )
     gen.add_argument("--out", default=None, help="output folder (default: PORTRAIT_OUTPUT_DIR or ./outputs)")
     gen.add_argument("--json", action="store_true", help="print the saved run as JSON")
 
@@ -144,7 +152,9 @@ def cmd_presets(settings: Settings) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     try:
         if args.command == "simulate":
             from .simulator import serve

@@ -56,7 +56,7 @@ def _retry_policy(attempts: int) -> Retry:
     return _CappedRetry(
         total=attempts,
         connect=attempts,
-        read=0,
+        read=False,
         other=0,
         status=attempts,
         status_forcelist=(429, 503),
@@ -207,8 +207,9 @@ class PortraitClient:
         )
         body = _json_or_none(resp)
         if not (resp.status_code == 200 and isinstance(body, dict) and body.get("code") == SUCCESS):
-            err = error_from_response(resp.status_code, body if body is not None else resp.content,
-                                      retry_after=_retry_after(resp))
+            err = error_from_response(
+                resp.status_code, body if body is not None else resp.content, retry_after=_retry_after(resp)
+            )
             log.info("generate failed: %r", err)
             raise err
         images = self._collect_images(body, request.seed)
@@ -266,6 +267,8 @@ class PortraitClient:
                 )
             except ResultFetchError as err:
                 return err
+            except ValueError:  # a malformed URL from the server (urlsplit / IDNA raise ValueError)
+                return ResultFetchError(detail="refused URL")
             return PortraitImage(data, url, seed)
 
         if len(urls) == 1:
@@ -288,7 +291,7 @@ def _as_list(value: Any) -> list[Any]:
 def _json_or_none(resp: requests.Response) -> Any:
     try:
         return resp.json()
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: JSON nested too deep
         return None
 
 

@@ -82,7 +82,10 @@ class InvalidInputError(PortraitError):
     @classmethod
     def field(cls, name: str, allowed: tuple[str, str], value: Any) -> InvalidInputError:
         """Refuse one field, naming it and its allowed values (allowed = (zh, en))."""
-        shown = repr(value)
+        try:
+            shown = repr(value)
+        except (ValueError, RecursionError):  # an int over 4300 digits, a too-deeply nested list
+            shown = f"<{type(value).__name__}>"
         if len(shown) > 60:
             shown = shown[:57] + "..."
         err = cls(
@@ -173,36 +176,116 @@ class PresetFileError(PortraitError):
 
 # Gateway err_code -> (class, zh, en). Texts say what to do next.
 _GATEWAY = {
-    -10001: (AuthError, "缺少 API 密钥，请设置 AI302_API_KEY。", "The API key is missing; set AI302_API_KEY."),
+    -10001: (
+        AuthError,
+        "缺少 API 密钥，请设置 AI302_API_KEY。",
+        "The API key is missing; set AI302_API_KEY.",
+    ),
     -10002: (UpstreamError, "该工具已停用或删除。", "This tool is disabled or deleted at 302.AI."),
     -10003: (UpstreamError, "302.AI 网络错误，请稍后重试。", "A network error at 302.AI; retry shortly."),
-    -10004: (QuotaError, "账户余额不足，请到 302.AI 充值。", "Insufficient account balance; top up at 302.AI."),
+    -10004: (
+        QuotaError,
+        "账户余额不足，请到 302.AI 充值。",
+        "Insufficient account balance; top up at 302.AI.",
+    ),
     -10005: (AuthError, "API 密钥已过期，请更换密钥。", "The API key has expired; use a valid key."),
-    -10006: (QuotaError, "总额度已用完，请提高额度。", "The key's total quota is used up; raise it at 302.AI."),
-    -10007: (QuotaError, "今日额度已用完，请明天再试或提高额度。", "The key's daily quota is used up; retry tomorrow or raise it."),
-    -10008: (UpstreamError, "暂无可用通道，请稍后重试。", "No channel is available right now; retry in a few minutes."),
+    -10006: (
+        QuotaError,
+        "总额度已用完，请提高额度。",
+        "The key's total quota is used up; raise it at 302.AI.",
+    ),
+    -10007: (
+        QuotaError,
+        "今日额度已用完，请明天再试或提高额度。",
+        "The key's daily quota is used up; retry tomorrow or raise it.",
+    ),
+    -10008: (
+        UpstreamError,
+        "暂无可用通道，请稍后重试。",
+        "No channel is available right now; retry in a few minutes.",
+    ),
     -10009: (InvalidInputError, "不支持该功能。", "This function is not supported."),
     -10010: (UpstreamError, "资源不存在。", "The resource was not found at 302.AI."),
     -10011: (InvalidInputError, "请求无效，请检查参数。", "The request is invalid; check the fields."),
-    -10012: (QuotaError, "免费工具每小时额度已用完，请一小时后再试。", "The free tool's hourly quota is used up; retry in an hour."),
-    -10018: (QuotaError, "本月额度已用完，请提高额度。", "The key's monthly quota is used up; raise it at 302.AI."),
-    -1024: (RequestTimeoutError, "上游连接超时，请稍后重试。", "The upstream connection timed out; retry shortly."),
+    -10012: (
+        QuotaError,
+        "免费工具每小时额度已用完，请一小时后再试。",
+        "The free tool's hourly quota is used up; retry in an hour.",
+    ),
+    -10018: (
+        QuotaError,
+        "本月额度已用完，请提高额度。",
+        "The key's monthly quota is used up; raise it at 302.AI.",
+    ),
+    -1024: (
+        RequestTimeoutError,
+        "上游连接超时，请稍后重试。",
+        "The upstream connection timed out; retry shortly.",
+    ),
 }
 
 # Model (Volcengine) code -> (class, zh, en).
 _MODEL = {
-    50411: (ModerationError, "输入照片未通过审核，请更换照片。", "The input photo failed moderation; use a different photo."),
-    50412: (ModerationError, "提示词未通过审核，请修改提示词。", "The prompt failed moderation; rephrase it."),
-    50413: (ModerationError, "提示词含敏感或版权词，请修改提示词。", "The prompt has sensitive or copyrighted words; rephrase it."),
-    50511: (ModerationError, "生成的图片未通过审核，请换个种子或修改提示词再试。", "The generated image failed moderation; retry with another seed or prompt."),
-    50512: (ModerationError, "生成的文本未通过审核，请换个种子再试。", "The generated text failed moderation; retry with another seed."),
-    50518: (ModerationError, "输入照片涉及版权，请更换照片。", "The input photo looks copyrighted; use a different photo."),
-    50519: (ModerationError, "生成的图片涉及版权，请换个种子再试。", "The output looks copyrighted; retry with another seed."),
-    50429: (RateLimitError, "请求太频繁（QPS 上限），请稍后再试。", "Too many requests per second; wait a moment and retry."),
-    50430: (RateLimitError, "并发数已达上限，请稍后再试。", "Too many requests at once; wait a moment and retry."),
-    50500: (UpstreamError, "模型服务内部错误，请稍后重试。", "The model service had an internal error; retry shortly."),
-    50501: (UpstreamError, "模型服务内部错误，请稍后重试。", "The model service had an internal error; retry shortly."),
-    50215: (InvalidInputError, "输入不符合该服务要求，请换一张单人清晰正脸照片。", "The input is not valid for this service; use a clear photo of one person."),
+    50411: (
+        ModerationError,
+        "输入照片未通过审核，请更换照片。",
+        "The input photo failed moderation; use a different photo.",
+    ),
+    50412: (
+        ModerationError,
+        "提示词未通过审核，请修改提示词。",
+        "The prompt failed moderation; rephrase it.",
+    ),
+    50413: (
+        ModerationError,
+        "提示词含敏感或版权词，请修改提示词。",
+        "The prompt has sensitive or copyrighted words; rephrase it.",
+    ),
+    50511: (
+        ModerationError,
+        "生成的图片未通过审核，请换个种子或修改提示词再试。",
+        "The generated image failed moderation; retry with another seed or prompt.",
+    ),
+    50512: (
+        ModerationError,
+        "生成的文本未通过审核，请换个种子再试。",
+        "The generated text failed moderation; retry with another seed.",
+    ),
+    50518: (
+        ModerationError,
+        "输入照片涉及版权，请更换照片。",
+        "The input photo looks copyrighted; use a different photo.",
+    ),
+    50519: (
+        ModerationError,
+        "生成的图片涉及版权，请换个种子再试。",
+        "The output looks copyrighted; retry with another seed.",
+    ),
+    50429: (
+        RateLimitError,
+        "请求太频繁（QPS 上限），请稍后再试。",
+        "Too many requests per second; wait a moment and retry.",
+    ),
+    50430: (
+        RateLimitError,
+        "并发数已达上限，请稍后再试。",
+        "Too many requests at once; wait a moment and retry.",
+    ),
+    50500: (
+        UpstreamError,
+        "模型服务内部错误，请稍后重试。",
+        "The model service had an internal error; retry shortly.",
+    ),
+    50501: (
+        UpstreamError,
+        "模型服务内部错误，请稍后重试。",
+        "The model service had an internal error; retry shortly.",
+    ),
+    50215: (
+        InvalidInputError,
+        "输入不符合该服务要求，请换一张单人清晰正脸照片。",
+        "The input is not valid for this service; use a clear photo of one person.",
+    ),
 }
 
 
@@ -223,7 +306,7 @@ def error_from_response(
     if isinstance(body, (bytes, str)):
         try:
             data = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: "[[[[..." nested too deep
             data = None
     if isinstance(data, dict) and isinstance(data.get("error"), dict):
         err = data["error"]
@@ -232,7 +315,9 @@ def error_from_response(
         if cls is None:
             cls = _class_for_status(http_status)
         detail = _short(err.get("message") or "") or None
-        kwargs: dict[str, Any] = dict(code=code, http_status=http_status, request_id=request_id, detail=detail)
+        kwargs: dict[str, Any] = dict(
+            code=code, http_status=http_status, request_id=request_id, detail=detail
+        )
         if cls is RateLimitError:
             kwargs["retry_after"] = retry_after
         return cls(zh, en, **kwargs)
@@ -243,7 +328,12 @@ def error_from_response(
         if cls is None:
             cls = _class_for_status(http_status)
         detail = _short(data.get("message") or "") or None
-        kwargs = dict(code=code, http_status=http_status, request_id=rid if isinstance(rid, str) else None, detail=detail)
+        kwargs = dict(
+            code=code,
+            http_status=http_status,
+            request_id=rid if isinstance(rid, str) else None,
+            detail=detail,
+        )
         if cls is RateLimitError:
             kwargs["retry_after"] = retry_after
         return cls(zh, en, **kwargs)
@@ -257,7 +347,9 @@ def error_from_response(
         kwargs["retry_after"] = retry_after
     return cls(
         None if cls is not UpstreamError else "服务返回了无法识别的结果，请稍后重试。",
-        None if cls is not UpstreamError else "The service returned an unreadable answer; please retry later.",
+        None
+        if cls is not UpstreamError
+        else "The service returned an unreadable answer; please retry later.",
         **kwargs,
     )
 

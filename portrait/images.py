@@ -47,8 +47,11 @@ class PreparedPhoto:
 
 def is_http_url(text: str) -> bool:
     """True for an absolute http(s) URL with a host."""
-    parts = urlsplit(text.strip())
-    return parts.scheme in ("http", "https") and bool(parts.hostname)
+    try:
+        parts = urlsplit(text.strip())
+        return parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:  # e.g. "http://[" : not a URL we can use
+        return False
 
 
 def check_photo_url(url: str) -> str:
@@ -73,7 +76,9 @@ def _read_capped(source: str | Path | BinaryIO | bytes, max_bytes: int) -> bytes
         except FileNotFoundError:
             raise PhotoError("找不到照片文件。", "The photo file was not found.", detail=path.name) from None
         except OSError as exc:
-            raise PhotoError("无法读取照片文件。", "The photo file cannot be read.", detail=path.name) from exc
+            raise PhotoError(
+                "无法读取照片文件。", "The photo file cannot be read.", detail=path.name
+            ) from exc
     else:
         data = source.read(max_bytes + 1)
     if not data:
@@ -188,7 +193,9 @@ def _encode_within(img: Image.Image, max_bytes: int) -> bytes:
         if quality > 70:
             quality -= 10
         else:
-            img = img.resize((max(1, img.width * 3 // 4), max(1, img.height * 3 // 4)), Image.Resampling.LANCZOS)
+            img = img.resize(
+                (max(1, img.width * 3 // 4), max(1, img.height * 3 // 4)), Image.Resampling.LANCZOS
+            )
 
 
 def check_image_bytes(data: bytes) -> tuple[int, int]:
@@ -205,12 +212,12 @@ def check_image_bytes(data: bytes) -> tuple[int, int]:
 
 
 def _host_allowed(url: str, allowed_hosts: frozenset[str]) -> bool:
-    host = urlsplit(url).hostname or ""
-    if host.lower() in allowed_hosts:
-        return True
     try:
+        host = urlsplit(url).hostname or ""
+        if host.lower() in allowed_hosts:
+            return True
         infos = socket.getaddrinfo(host, None)
-    except OSError:
+    except (OSError, ValueError, UnicodeError):
         return False
     for info in infos:
         addr = ipaddress.ip_address(info[4][0])

@@ -77,6 +77,8 @@ def _check_strength(name: str, value: Any) -> float:
     allowed = ("0 到 1，步长 0.1", "0 to 1 in steps of 0.1")
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise InvalidInputError.field(name, allowed, value)
+    if isinstance(value, int) and not STRENGTH_MIN <= value <= STRENGTH_MAX:
+        raise InvalidInputError.field(name, allowed, value)  # before float(): 10**400 would overflow
     value = float(value)
     if not math.isfinite(value) or not STRENGTH_MIN <= value <= STRENGTH_MAX:
         raise InvalidInputError.field(name, allowed, value)
@@ -127,6 +129,8 @@ class PortraitRequest:
         set_(self, "height", _check_size("height", self.height))
         for f in STRENGTH_FIELDS:
             set_(self, f.name, _check_strength(f.name, getattr(self, f.name)))
+        if self.gen_mode is not None and not isinstance(self.gen_mode, str):
+            raise InvalidInputError.field("gen_mode", (_MODES_TEXT, _MODES_TEXT), self.gen_mode)
         mode = self.gen_mode or None
         if mode in ("auto", "none"):
             mode = None
@@ -142,7 +146,9 @@ class PortraitRequest:
     def to_payload(self) -> dict[str, Any]:
         """The JSON body exactly as the API documents it (seed as a string)."""
         if not self.image_input:
-            raise InvalidInputError.field("image_input", ("一张照片或 http(s) 网址", "a photo or an http(s) URL"), "")
+            raise InvalidInputError.field(
+                "image_input", ("一张照片或 http(s) 网址", "a photo or an http(s) URL"), ""
+            )
         body: dict[str, Any] = {"image_input": self.image_input}
         if self.prompt:
             body["prompt"] = self.prompt

@@ -7,6 +7,7 @@ every result is marked as simulated.
 
 from __future__ import annotations
 
+import contextvars
 import io
 import logging
 import random
@@ -180,7 +181,10 @@ class Studio:
             outcomes = [call(seeds[0])]
         else:
             with ThreadPoolExecutor(max_workers=count) as pool:
-                outcomes = list(pool.map(call, seeds))
+                # Each worker runs in a copy of the caller's context, so progress callbacks
+                # that rely on context variables (Gradio's do) still reach the caller.
+                futures = [pool.submit(contextvars.copy_context().run, call, s) for s in seeds]
+                outcomes = [f.result() for f in futures]
         t_generated = time.monotonic()
         results = [o for o in outcomes if isinstance(o, PortraitResult)]
         failures = [(s, o) for s, o in zip(seeds, outcomes) if isinstance(o, PortraitError)]

@@ -81,7 +81,9 @@ def test_variations_use_distinct_seeds_and_run_concurrently(settings, client, si
 
 def test_base64_results_are_decoded(client, sim, photo_path):
     sim.configure(fault="base64")
-    result = client.generate(PortraitRequest(image_input=hosted_url(client, photo_path), width=640, height=640))
+    result = client.generate(
+        PortraitRequest(image_input=hosted_url(client, photo_path), width=640, height=640)
+    )
     assert result.images[0].url is None and result.images[0].size == (640, 640)
 
 
@@ -118,7 +120,9 @@ ERROR_CASES = [
 
 
 @pytest.mark.parametrize(("fault", "kind", "code", "hint"), ERROR_CASES, ids=[c[0] for c in ERROR_CASES])
-def test_every_provider_error_maps_to_its_kind_and_bilingual_message(client, sim, photo_path, fault, kind, code, hint):
+def test_every_provider_error_maps_to_its_kind_and_bilingual_message(
+    client, sim, photo_path, fault, kind, code, hint
+):
     url = hosted_url(client, photo_path)
     sim.configure(fault=fault)
     with pytest.raises(kind) as info:
@@ -238,8 +242,17 @@ def test_wrong_key_is_reported_as_auth_error(settings, photo_path):
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("width", 511), ("height", 2049), ("gpen", 1.1), ("skin", 0.25), ("skin_unifi", -0.1),
-     ("gen_mode", "artistic"), ("seed", "abc"), ("seed", -2), ("width", "wide")],
+    [
+        ("width", 511),
+        ("height", 2049),
+        ("gpen", 1.1),
+        ("skin", 0.25),
+        ("skin_unifi", -0.1),
+        ("gen_mode", "artistic"),
+        ("seed", "abc"),
+        ("seed", -2),
+        ("width", "wide"),
+    ],
 )
 def test_out_of_range_fields_are_refused_before_any_call(client, sim, field, value):
     with pytest.raises(errors.InvalidInputError) as info:

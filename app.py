@@ -1,0 +1,29 @@
+"""Portrait Studio — the Gradio app. `python app.py` locally; on Hugging Face Spaces as app_file.
+
+Thin on purpose: read settings, open the studio (the built-in simulator when there is no
+AI302_API_KEY), build the page, launch. `demo` stays at module level for Spaces and
+`gradio app.py` reloads.
+"""
+
+import os
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+from portrait.presets import load_presets  # noqa: E402 - analytics must be off before Gradio loads
+from portrait.settings import Settings  # noqa: E402
+from portrait.studio import Studio  # noqa: E402
+from portrait.ui import build_demo, launch_kwargs, queue_kwargs  # noqa: E402
+
+settings = Settings.from_env()
+presets = load_presets(settings.presets_path)
+studio = Studio.open(settings)
+demo = build_demo(studio, presets).queue(**queue_kwargs(settings))
+
+if __name__ == "__main__":
+    if studio.offline:
+        print("No AI302_API_KEY: running on the built-in simulator (images are SIMULATED).")
+    demo.launch(
+        server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+        server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
+        **launch_kwargs(settings),
+    )

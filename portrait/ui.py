@@ -1,0 +1,671 @@
+"""The Gradio page: photo in on the left, portraits out on the right, every API field in between.
+
+`build_demo` lays the page out in the order a person works; each listener sits right
+after the components it wires. Handlers only translate UI values into library calls
+(`Studio`) and results into UI values: no HTTP and no business rules live here.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+from gradio import FileData
+
+from .errors import InvalidInputError, PortraitError
+from .params import (
+    ASPECT_PRESETS,
+    GEN_MODES,
+    SEED_RANDOM,
+    SIZE_DEFAULT,
+    SIZE_MAX,
+    SIZE_MIN,
+    STRENGTH_DEFAULTS,
+    STRENGTH_MAX,
+    STRENGTH_MIN,
+    STRENGTH_STEP,
+    VARIATIONS_MAX,
+    VARIATIONS_MIN,
+    PortraitRequest,
+)
+from .presets import Preset, compose_prompt, find_preset
+from .store import RunRecord
+from .studio import RunOutcome, Studio
+from .ui_text import TEXT, is_chinese, text, translations
+
+log = logging.getLogger("portrait.ui")
+
+AUTO = "auto"
+CUSTOM = "custom"
+HISTORY_LIMIT = 50
+
+# Gradio keeps its locale setter in a hashed module; it is the same function its own
+# settings panel calls, so the switch and the saved choice behave like Gradio's own.
+_SET_LOCALE_JS = """
+async function __psSetLocale(l) {
+  const e = performance.getEntriesByType('resource').map(r => r.name)
+            .find(n => /\\/assets\\/core-[^/]*\\.js$/.test(n));
+  if (!e) return false;
+  const m = await import(e);
+  if (m.changeLocale) { m.changeLocale(l); }
+  document.documentElement.lang = l;
+  return true;
+}
+"""
+LOAD_JS = (
+    "() => {"
+    + _SET_LOCALE_JS
+    + """
+  const q = new URLSearchParams(location.search).get('lang');
+  if (q) localStorage.setItem('portrait_lang', q);
+  const l = localStorage.getItem('portrait_lang');
+  if (l) setTimeout(() => __psSetLocale(l), 0);
+}"""
+)
+SWITCH_JS = (
+    "async () => {"
+    + _SET_LOCALE_JS
+    + """
+  const cur = document.documentElement.lang || navigator.language || 'en';
+  const next = cur.toLowerCase().startsWith('zh') ? 'en' : 'zh-CN';
+  localStorage.setItem('portrait_lang', next);
+  await __psSetLocale(next);
+}"""
+)
+# Every page event passes the page's current language as its last input.
+WITH_LANG_JS = "(...args) => [...args.slice(0, -1), document.documentElement.lang || navigator.language]"
+
+CSS = """
+#offline-banner { background: #fff4d6; border: 1px solid #f0b429; border-radius: 8px; padding: 4px 12px; }
+#offline-banner p { color: #7a4d00 !important; margin: 4px 0; font-weight: 600; }
+.dark #offline-banner { background: #3d2e00; }
+.dark #offline-banner p { color: #ffd56b !important; }
+#generate-btn { min-height: 52px; font-size: 1.1em; }
+#run-info p { margin: 2px 0; }
+"""
+
+
+def launch_kwargs(settings: Any) -> dict[str, Any]:
+    """What `demo.launch()` needs besides host/port (shared by app.py and the tests)."""
+    return {
+        "i18n": gr.I18n(**translations()),
+        "css": CSS,
+        "js": LOAD_JS,
+        "theme": gr.themes.Soft(),
+        "allowed_paths": [str(settings.output_dir.resolve())],
+        "footer_links": ["api", "settings"],
+        "show_error": False,
+        "run_history": False,
+        "max_file_size": settings.max_upload_bytes,
+    }
+
+
+def queue_kwargs(settings: Any) -> dict[str, Any]:
+    """The queue: how many upstream calls run at once, and how many may wait."""
+    return {"default_concurrency_limit": settings.concurrency, "max_size": settings.queue_size}
+
+
+def t(key: str) -> Any:
+    """A translatable label for a component."""
+    return _I18N(key)
+
+
+_I18N = gr.I18n(**translations())
+
+
+@dataclass(frozen=True)
+class Fields:
+    """The request fields as the page holds them."""
+
+    prompt: str
+    preset: str | None
+    width: int
+    height: int
+    gpen: float
+    skin: float
+    skin_unifi: float
+    gen_mode: str
+    seed: int
+
+
+def _error(err: PortraitError, lang: str) -> gr.Error:
+    title = text("error_title", lang)
+    message = html.escape(err.message("zh" if is_chinese(lang) else "en" if lang else None))
+    return gr.Error(message, title=title, print_exception=False)
+
+
+def _gallery_items(record: RunRecord) -> list[tuple[str, str]]:
+    items = []
+    for item, path in zip(record.meta.get("images", []), record.image_paths):
+        caption = f"seed {item['seed']} · {item['width']}×{item['height']}"
+        if record.meta.get("simulated"):
+            caption += " · SIMULATED"
+        items.append((str(path), caption))
+    return items
+
+
+def _run_info(outcome: RunOutcome, lang: str) -> str:
+    record = outcome.record
+    assert record is not None
+    ids = ", ".join(f"`{r.request_id}`" for r in outcome.results if r.request_id)
+    elapsed = outcome.timings.get("total_s", 0.0)
+    parts = [
+        f"**{text('done', lang)}** · {len(record.image_paths)} × {record.meta['request']['width']}×"
+        f"{record.meta['request']['height']} · {elapsed:.1f} s",
+        f"seed: {', '.join(str(r.seed) for r in outcome.results)}",
+        f"request_id: {ids or '—'}",
+        f"📁 `{record.path}`",
+    ]
+    if record.meta.get("simulated"):
+        parts.insert(0, f"🧪 **{text('simulated_tag', lang)}**")
+    return "\n\n".join(parts)
+
+
+def _history_rows(records: Sequence[RunRecord], presets: Sequence[Preset], lang: str) -> list[list[Any]]:
+    names = {p.id: p.name(lang) for p in presets}
+    rows = []
+    for rec in records:
+        req = rec.meta.get("request", {})
+        prompt = str(req.get("prompt", ""))
+        rows.append(
+            [
+                str(rec.meta.get("created", ""))[:19].replace("T", " "),
+                names.get(rec.meta.get("preset") or "", "—"),
+                prompt if len(prompt) <= 40 else prompt[:39] + "…",
+                f"{req.get('width')}×{req.get('height')}",
+                ", ".join(str(i.get("seed")) for i in rec.meta.get("images", [])),
+                len(rec.image_paths),
+                rec.id,
+            ]
+        )
+    return rows
+
+
+def _history_headers(lang: str) -> list[str]:
+    keys = ("col_time", "col_style", "col_prompt", "col_size", "col_seeds", "col_images", "col_run")
+    return [text(k, lang) for k in keys]
+
+
+def _aspect_for(width: int, height: int) -> str:
+    for label, w, h in ASPECT_PRESETS:
+        if (w, h) == (width, height):
+            return label
+    return CUSTOM
+
+
+class PortraitUI:
+    """The page's handlers, bound to one studio and one set of presets."""
+
+    def __init__(self, studio: Studio, presets: Sequence[Preset]) -> None:
+        self.studio = studio
+        self.presets = tuple(presets)
+
+    # -- shared core: the page button and the API endpoint both end here ----------------
+
+    def run(
+        self,
+        image: str | None,
+        fields: Fields,
+        variations: int,
+        lang: str,
+        progress: gr.Progress | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> RunOutcome:
+        """Validate, generate, save; PortraitErrors become gr.Error in the page's language."""
+        steps = {
+            "preparing": "progress_preparing",
+            "generating": "progress_generating",
+            "saving": "progress_saving",
+            "done": "progress_done",
+        }
+
+        def report(fraction: float, step: str) -> None:
+            if progress is not None:
+                progress(fraction, desc=text(steps.get(step, "progress_generating"), lang))
+
+        try:
+            if not image:
+                raise InvalidInputError(*TEXT["no_photo"])
+            request = PortraitRequest(
+                prompt=fields.prompt,
+                width=fields.width,
+                height=fields.height,
+                gpen=fields.gpen,
+                skin=fields.skin,
+                skin_unifi=fields.skin_unifi,
+                gen_mode=fields.gen_mode,
+                seed=fields.seed,
+            )
+            meta = {"preset": fields.preset, **(extra or {})}
+            outcome = self.studio.run(image, request, variations=variations, extra=meta, on_progress=report)
+        except PortraitError as err:
+            raise _error(err, lang) from None
+        except Exception:
+            log.exception("unexpected failure in generate")
+            raise gr.Error(
+                text("unexpected", lang), title=text("error_title", lang), print_exception=False
+            ) from None
+        if outcome.failures:
+            reasons = "; ".join(
+                err.message("zh" if is_chinese(lang) else "en") for _, err in outcome.failures
+            )
+            gr.Warning(text("partial", lang).format(n=len(outcome.failures)) + reasons)
+        return outcome
+
+    # -- the page ------------------------------------------------------------------------
+
+    def on_generate(
+        self,
+        image: str | None,
+        url: str,
+        prompt: str,
+        preset: str,
+        width: float,
+        height: float,
+        gpen: float,
+        skin: float,
+        skin_unifi: float,
+        gen_mode: str,
+        seed: float,
+        variations: float,
+        lang: str,
+        progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio's documented way to ask for progress
+    ) -> tuple[Any, ...]:
+        """The page's Generate button."""
+        source = image or (url or "").strip() or None
+        fields = Fields(prompt, preset or None, width, height, gpen, skin, skin_unifi, gen_mode, seed)
+        outcome = self.run(source, fields, int(variations), lang, progress)
+        record = outcome.record
+        assert record is not None
+        last_seed = outcome.results[0].seed
+        return (
+            _gallery_items(record),
+            _run_info(outcome, lang),
+            record.id,
+            gr.update(value=f"{text('seed_last', lang)}: {last_seed}", visible=True),
+            last_seed,
+            self.history_table(lang),
+        )
+
+    def on_photo(self, image: str | None, lang: str) -> tuple[Any, str]:
+        """Show the photo exactly as it will be sent (upright, shrunk, JPEG)."""
+        if not image:
+            return None, ""
+        try:
+            photo = self.studio.prepare_photo(image)
+        except PortraitError as err:
+            raise _error(err, lang) from None
+        ow, oh = photo.original_size
+        note = f"{ow}×{oh} → {photo.width}×{photo.height} JPEG, {len(photo.jpeg) / 1024:.0f} KB"
+        return photo.image(), note
+
+    def on_style(self, preset_id: str, idea: str, lang: str) -> tuple[Any, ...]:
+        """A style fills in the composed prompt and its recommended field values."""
+        preset = find_preset(self.presets, preset_id) if preset_id else None
+        prompt = compose_prompt(preset, idea or "")
+        if preset is None:
+            return (prompt, "", *(gr.update() for _ in range(7)))
+        d = preset.defaults
+        width, height = d.get("width"), d.get("height")
+        return (
+            prompt,
+            f"*{preset.description(lang)}*",
+            gr.update(value=_aspect_for(width, height)) if width and height else gr.update(),
+            gr.update(value=width) if width else gr.update(),
+            gr.update(value=height) if height else gr.update(),
+            *(gr.update(value=d[name]) if name in d else gr.update() for name in STRENGTH_DEFAULTS),
+            gr.update(value=d["gen_mode"] or AUTO) if "gen_mode" in d else gr.update(),
+        )
+
+    def on_idea(self, preset_id: str, idea: str) -> str:
+        """Typing your own words recomposes the final prompt."""
+        preset = find_preset(self.presets, preset_id) if preset_id else None
+        return compose_prompt(preset, idea or "")
+
+    @staticmethod
+    def on_aspect(label: str) -> tuple[Any, Any]:
+        """An aspect preset sets width and height."""
+        for name, w, h in ASPECT_PRESETS:
+            if name == label:
+                return w, h
+        return gr.update(), gr.update()
+
+    def reuse(self, run_id: str, lang: str) -> tuple[Any, ...]:
+        """Put every field of a saved run back on the page, seed included."""
+        record = self.studio.store.get(run_id or "")
+        if record is None:
+            return tuple(gr.update() for _ in range(12))
+        req = record.meta.get("request", {})
+        images = record.meta.get("images", [])
+        seed = images[0]["seed"] if images else req.get("seed", SEED_RANDOM)
+        gr.Info(text("reused", lang))
+        image_input = str(req.get("image_input", ""))
+        photo = str(record.input_path) if record.input_path else None
+        return (
+            photo,
+            "" if photo else image_input,
+            record.meta.get("preset") or "",
+            record.meta.get("user_prompt", ""),
+            req.get("prompt", ""),
+            _aspect_for(req.get("width", SIZE_DEFAULT), req.get("height", SIZE_DEFAULT)),
+            req.get("width", SIZE_DEFAULT),
+            req.get("height", SIZE_DEFAULT),
+            req.get("gpen", STRENGTH_DEFAULTS["gpen"]),
+            req.get("skin", STRENGTH_DEFAULTS["skin"]),
+            req.get("skin_unifi", STRENGTH_DEFAULTS["skin_unifi"]),
+            req.get("gen_mode") or AUTO,
+            seed,
+            max(VARIATIONS_MIN, min(VARIATIONS_MAX, len(images))),
+        )
+
+    def history_table(self, lang: str) -> Any:
+        """The history table, newest first."""
+        records = self.studio.store.list(HISTORY_LIMIT)
+        return gr.update(value=_history_rows(records, self.presets, lang), headers=_history_headers(lang))
+
+    def on_history_select(self, table: Any, evt: gr.SelectData) -> tuple[list[tuple[str, str]], str]:
+        """Selecting a history row shows its images and remembers it for 'reuse'."""
+        row = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
+        try:
+            run_id = str(table.iloc[row, -1]) if hasattr(table, "iloc") else str(table[row][-1])
+        except (IndexError, KeyError, TypeError, ValueError):
+            return [], ""
+        record = self.studio.store.get(run_id)
+        return (_gallery_items(record) if record else []), run_id
+
+    # -- the API endpoint ----------------------------------------------------------------
+
+    def api_generate(
+        self,
+        image: FileData | str,
+        prompt: str = "",
+        preset: str = "",
+        width: int | None = None,
+        height: int | None = None,
+        gpen: float | None = None,
+        skin: float | None = None,
+        skin_unifi: float | None = None,
+        gen_mode: str = "",
+        seed: int = SEED_RANDOM,
+        variations: int = 1,
+        request: gr.Request = None,  # type: ignore[assignment]
+    ) -> tuple[list[FileData], dict]:
+        """Generate portraits of the person in `image` (a file or an http(s) URL).
+
+        `prompt` is your own text; with `preset` (an id from presets.yaml) it is put into the
+        style's template and the style's recommended values fill any field you leave out.
+        Returns the saved images and the run's record (seeds, request ids, timings, settings).
+        """
+        lang = _request_lang(request)
+        source = image.get("path") if isinstance(image, dict) else getattr(image, "path", image)
+        try:
+            chosen = find_preset(self.presets, preset) if preset else None
+        except PortraitError as err:
+            raise _error(err, lang) from None
+        d = dict(chosen.defaults) if chosen else {}
+
+        def pick(name: str, value: Any, default: Any) -> Any:
+            return value if value is not None else d.get(name, default)
+
+        fields = Fields(
+            prompt=compose_prompt(chosen, prompt or ""),
+            preset=chosen.id if chosen else None,
+            width=pick("width", width, SIZE_DEFAULT),
+            height=pick("height", height, SIZE_DEFAULT),
+            gpen=pick("gpen", gpen, STRENGTH_DEFAULTS["gpen"]),
+            skin=pick("skin", skin, STRENGTH_DEFAULTS["skin"]),
+            skin_unifi=pick("skin_unifi", skin_unifi, STRENGTH_DEFAULTS["skin_unifi"]),
+            gen_mode=gen_mode or d.get("gen_mode") or AUTO,
+            seed=seed,
+        )
+        outcome = self.run(source, fields, variations, lang, extra={"user_prompt": prompt or ""})
+        record = outcome.record
+        assert record is not None
+        files = [FileData(path=str(p), orig_name=p.name) for p in record.image_paths]
+        return files, _public_record(record, outcome)
+
+
+def _public_record(record: RunRecord, outcome: RunOutcome) -> dict[str, Any]:
+    meta = {k: v for k, v in record.meta.items() if k != "responses"}
+    meta["failures"] = [{"seed": s, **e.as_dict()} for s, e in outcome.failures]
+    meta["run_dir"] = str(record.path)
+    return meta
+
+
+def _request_lang(request: gr.Request | None) -> str:
+    """'zh' or 'en' from the caller's Accept-Language; both languages when unknown."""
+    if request is None:
+        return ""
+    header = (request.headers.get("accept-language") or "").strip().lower()
+    if not header or header.startswith("*"):
+        return ""
+    return "zh" if header.startswith("zh") else "en"
+
+
+def _preset_choices(presets: Sequence[Preset]) -> list[tuple[str, str]]:
+    return [(f"{p.name_zh} / {p.name_en}", p.id) for p in presets]
+
+
+def build_demo(studio: Studio, presets: Sequence[Preset]) -> gr.Blocks:
+    """Lay out the page and wire its events. Launch with `demo.launch(**launch_kwargs(settings))`."""
+    ui = PortraitUI(studio, presets)
+    settings = studio.settings
+    with gr.Blocks(title="Portrait Studio · 人像写真") as demo:
+        lang = gr.Textbox(visible=False, value="")
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=8):
+                gr.Markdown(t("title"), elem_id="title", elem_classes=["title"])
+                gr.Markdown(t("subtitle"))
+            with gr.Column(scale=1, min_width=120):
+                switch = gr.Button(t("lang_switch"), size="sm", elem_id="lang-switch")
+        switch.click(None, js=SWITCH_JS, api_visibility="private")
+        if studio.offline:
+            gr.Markdown(t("offline_banner"), elem_id="offline-banner")
+
+        with gr.Tab(t("tab_create"), id="create"):
+            with gr.Row(equal_height=False):
+                # ---- left: the photo, the style and every field ----
+                with gr.Column(scale=5):
+                    with gr.Row(equal_height=False):
+                        photo = gr.Image(
+                            label=t("photo"),
+                            sources=["upload", "webcam", "clipboard"],
+                            type="filepath",
+                            height=300,
+                            elem_id="photo",
+                        )
+                        with gr.Column(min_width=160):
+                            sent = gr.Image(
+                                label=t("sent_photo"), interactive=False, height=220, elem_id="sent-photo"
+                            )
+                            sent_note = gr.Markdown("", elem_id="sent-note")
+                    photo_url = gr.Textbox(label=t("photo_url"), placeholder="https://…", elem_id="photo-url")
+                    with gr.Accordion(t("tips_title"), open=False):
+                        gr.Markdown(t("photo_tips"))
+
+                    style = gr.Dropdown(
+                        choices=[(t("style_none"), ""), *_preset_choices(presets)],
+                        value="",
+                        label=t("style"),
+                        elem_id="style",
+                    )
+                    style_note = gr.Markdown("", elem_id="style-note")
+                    idea = gr.Textbox(label=t("idea"), placeholder=t("idea_ph"), elem_id="idea")
+                    prompt = gr.Textbox(
+                        label=t("prompt"), info=t("prompt_info"), lines=3, elem_id="prompt", max_length=2000
+                    )
+
+                    variations = gr.Slider(
+                        VARIATIONS_MIN,
+                        VARIATIONS_MAX,
+                        value=1,
+                        step=1,
+                        label=t("variations"),
+                        info=t("variations_info"),
+                        elem_id="variations",
+                    )
+                    go = gr.Button(t("generate"), variant="primary", elem_id="generate-btn")
+                    with gr.Accordion(t("size"), open=True):
+                        aspect = gr.Radio(
+                            choices=[*(name for name, _, _ in ASPECT_PRESETS), (t("aspect_custom"), CUSTOM)],
+                            value="1:1",
+                            label=t("aspect"),
+                            elem_id="aspect",
+                        )
+                        with gr.Row():
+                            width = gr.Slider(
+                                SIZE_MIN,
+                                SIZE_MAX,
+                                value=SIZE_DEFAULT,
+                                step=1,
+                                label=t("width"),
+                                elem_id="width",
+                            )
+                            height = gr.Slider(
+                                SIZE_MIN,
+                                SIZE_MAX,
+                                value=SIZE_DEFAULT,
+                                step=1,
+                                label=t("height"),
+                                elem_id="height",
+                            )
+                    with gr.Accordion(t("retouch"), open=True):
+                        strength = {
+                            name: gr.Slider(
+                                STRENGTH_MIN,
+                                STRENGTH_MAX,
+                                value=default,
+                                step=STRENGTH_STEP,
+                                label=t(name),
+                                info=t(f"{name}_info"),
+                                elem_id=name,
+                            )
+                            for name, default in STRENGTH_DEFAULTS.items()
+                        }
+                    gen_mode = gr.Radio(
+                        choices=[(t(f"gen_mode_{m}"), m) for m in (AUTO, *GEN_MODES)],
+                        value=AUTO,
+                        label=t("gen_mode"),
+                        elem_id="gen-mode",
+                    )
+                    with gr.Row(equal_height=True):
+                        seed = gr.Number(
+                            value=SEED_RANDOM,
+                            precision=0,
+                            label=t("seed"),
+                            minimum=SEED_RANDOM,
+                            elem_id="seed",
+                            scale=3,
+                        )
+                        seed_random = gr.Button(t("seed_random"), size="sm", scale=1, elem_id="seed-random")
+                        seed_last = gr.Button(
+                            t("seed_last"), size="sm", scale=1, visible=False, elem_id="seed-last"
+                        )
+
+                # ---- right: the portraits ----
+                with gr.Column(scale=6):
+                    gallery = gr.Gallery(
+                        label=t("results"),
+                        format="png",
+                        columns=2,
+                        height=640,
+                        object_fit="contain",
+                        buttons=["download", "download_all", "fullscreen"],
+                        interactive=False,
+                        elem_id="results",
+                    )
+                    run_info = gr.Markdown(t("run_info_empty"), elem_id="run-info")
+                    reuse = gr.Button(t("reuse"), size="sm", elem_id="reuse")
+
+        with gr.Tab(t("tab_history"), id="history") as history_tab:
+            with gr.Row():
+                refresh = gr.Button(t("history_refresh"), size="sm", elem_id="history-refresh")
+                history_reuse = gr.Button(t("history_reuse"), size="sm", elem_id="history-reuse")
+            history = gr.Dataframe(
+                headers=_history_headers("en"),
+                value=[],
+                interactive=False,
+                wrap=True,
+                label=t("history_table"),
+                elem_id="history",
+            )
+            history_gallery = gr.Gallery(
+                label=t("history_images"),
+                format="png",
+                columns=4,
+                height=360,
+                interactive=False,
+                buttons=["download", "download_all", "fullscreen"],
+                elem_id="history-gallery",
+            )
+
+        run_id = gr.State("")
+        history_run_id = gr.State("")
+        last_seed = gr.State(SEED_RANDOM)
+        private = {"api_visibility": "private"}
+        fields = [
+            photo,
+            photo_url,
+            style,
+            idea,
+            prompt,
+            aspect,
+            width,
+            height,
+            *strength.values(),
+            gen_mode,
+            seed,
+            variations,
+        ]
+
+        photo.upload(ui.on_photo, [photo, lang], [sent, sent_note], js=WITH_LANG_JS, **private)
+        photo.change(
+            lambda p: (None, "") if not p else (gr.update(), gr.update()), photo, [sent, sent_note], **private
+        )
+        style_outputs = [prompt, style_note, aspect, width, height, *strength.values(), gen_mode]
+        style.change(ui.on_style, [style, idea, lang], style_outputs, js=WITH_LANG_JS, **private)
+        idea.change(ui.on_idea, [style, idea], prompt, **private)
+        aspect.change(ui.on_aspect, aspect, [width, height], **private)
+        seed_random.click(lambda: SEED_RANDOM, None, seed, **private)
+        seed_last.click(lambda s: s, last_seed, seed, **private)
+        go.click(
+            ui.on_generate,
+            [
+                photo,
+                photo_url,
+                prompt,
+                style,
+                width,
+                height,
+                *strength.values(),
+                gen_mode,
+                seed,
+                variations,
+                lang,
+            ],
+            [gallery, run_info, run_id, seed_last, last_seed, history],
+            js=WITH_LANG_JS,
+            concurrency_id="upstream",
+            concurrency_limit=settings.concurrency,
+            **private,
+        )
+        reuse.click(ui.reuse, [run_id, lang], fields, js=WITH_LANG_JS, **private)
+        history_reuse.click(ui.reuse, [history_run_id, lang], fields, js=WITH_LANG_JS, **private).then(
+            None, js="() => document.querySelector('#tabs button, .tab-nav button')?.click()", **private
+        )
+        refresh.click(ui.history_table, lang, history, js=WITH_LANG_JS, **private)
+        history_tab.select(ui.history_table, lang, history, js=WITH_LANG_JS, **private)
+        history.select(ui.on_history_select, history, [history_gallery, history_run_id], **private)
+        demo.load(ui.history_table, lang, history, js=WITH_LANG_JS, **private)
+
+        gr.api(
+            ui.api_generate,
+            api_name="generate",
+            concurrency_id="upstream",
+            concurrency_limit=settings.concurrency,
+        )
+    return demo
