@@ -57,6 +57,7 @@ class Settings:
     daily_cap: int = 0
     allow_user_key: bool = False
     simulator_latency: float = 1.5
+    simulator_port: int = 0
 
     @property
     def offline(self) -> bool:
@@ -88,6 +89,7 @@ class Settings:
             daily_cap=max(0, _int(env, "PORTRAIT_DAILY_CAP", 0)),
             allow_user_key=env.get("PORTRAIT_ALLOW_USER_KEY", "").strip().lower() in ("1", "true", "yes"),
             simulator_latency=_float(env, "PORTRAIT_SIM_LATENCY", cls.simulator_latency),
+            simulator_port=_int(env, "PORTRAIT_SIM_PORT", 0),
         )
 
     def with_(self, **changes: object) -> Settings:

@@ -31,6 +31,7 @@ from __future__ import annotations
 import base64
 import email.message
 import email.parser
+import email.policy
 import email.utils
 import functools
 import hashlib
@@ -308,6 +309,11 @@ def _redacted_headers(headers: Any) -> dict[str, str]:
 def _clean_text(text: str) -> str:
     """Replace lone surrogates (from odd JSON escapes or header bytes) so the text can be drawn and sent."""
     return text.encode("utf-8", "replace").decode("utf-8")
+
+
+def _header_text(text: str) -> str:
+    """Header text with any undecodable bytes (kept as surrogate escapes) made printable."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 class _BlobStore:
@@ -1102,14 +1108,15 @@ def _file_part(content_type: str, body: bytes) -> _FilePart | None:
         head, sep, content = raw.partition(b"\r\n\r\n")
         if not sep:
             continue
-        part = email.parser.BytesHeaderParser().parsebytes(head + b"\r\n\r\n")
+        # The HTTP policy reads 8-bit header bytes as UTF-8 (the default policy mangles them).
+        part = email.parser.BytesHeaderParser(policy=email.policy.HTTP).parsebytes(head + b"\r\n\r\n")
         name = part.get_param("name", header="content-disposition")
         if name is not None and email.utils.collapse_rfc2231_value(name) == "file":
             filename = part.get_filename()
             return _FilePart(
                 content.removesuffix(b"\r\n"),
-                part.get("Content-Type"),
-                _clean_text(filename) if filename is not None else None,
+                str(part["Content-Type"]) if part["Content-Type"] else None,
+                _header_text(filename) if filename is not None else None,
             )
     return None
 

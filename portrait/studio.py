@@ -94,7 +94,7 @@ class Studio:
             return cls(settings)
         from .simulator import Simulator
 
-        sim = Simulator(latency=settings.simulator_latency).start()
+        sim = Simulator(port=settings.simulator_port, latency=settings.simulator_latency).start()
         client = PortraitClient(settings, api_key=OFFLINE_KEY, api_base=sim.url, simulated=True)
         log.info("No AI302_API_KEY: running on the built-in simulator at %s", sim.url)
         return cls(settings, client, simulator=sim)

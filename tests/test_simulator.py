@@ -320,6 +320,16 @@ def test_body_that_is_not_a_json_object_is_refused(simulator):
     assert simulator.requests[-1]["body"] is None
 
 
+def test_upload_keeps_the_format_and_a_unicode_filename(simulator):
+    png = io.BytesIO()
+    Image.new("RGB", (64, 64), (10, 200, 30)).save(png, "PNG")
+    files = {"file": ("naïve 照片.png", png.getvalue(), "image/png")}
+    response = requests.post(simulator.url + UPLOAD, files=files, headers=AUTH, timeout=5)
+    assert response.json()["data"].endswith(".png")
+    assert requests.get(response.json()["data"], timeout=5).headers["Content-Type"] == "image/png"
+    assert simulator.uploads[-1]["filename"] == "naïve 照片.png"
+
+
 def test_upload_of_a_non_image_is_refused(simulator):
     response = upload(simulator, b"hello, not a photo")
     assert response.status_code == 400
