@@ -9,13 +9,18 @@ import os
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-from portrait.presets import load_presets  # noqa: E402 - analytics must be off before Gradio loads
+from portrait.errors import PresetFileError  # noqa: E402 - analytics must be off before Gradio loads
+from portrait.presets import load_presets  # noqa: E402
 from portrait.settings import Settings  # noqa: E402
 from portrait.studio import Studio  # noqa: E402
 from portrait.ui import build_demo, launch_kwargs, queue_kwargs  # noqa: E402
 
 settings = Settings.from_env()
-presets = load_presets(settings.presets_path)
+try:
+    presets = load_presets(settings.presets_path)
+except PresetFileError as err:
+    # A broken presets file stops the app with one line naming the preset and the problem.
+    raise SystemExit(f"presets: {err.message()}") from None
 studio = Studio.open(settings)
 demo = build_demo(studio, presets).queue(**queue_kwargs(settings))
 

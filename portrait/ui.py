@@ -17,6 +17,7 @@ import gradio as gr
 from gradio import FileData
 
 from .errors import InvalidInputError, PortraitError
+from .images import check_photo_url
 from .params import (
     ASPECT_PRESETS,
     GEN_MODES,
@@ -276,7 +277,7 @@ class PortraitUI:
         progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio's documented way to ask for progress
     ) -> tuple[Any, ...]:
         """The page's Generate button."""
-        source = image or (url or "").strip() or None
+        source = image or _url_only((url or "").strip(), lang) or None
         fields = Fields(prompt, preset or None, width, height, gpen, skin, skin_unifi, gen_mode, seed)
         outcome = self.run(source, fields, int(variations), lang, progress)
         record = outcome.record
@@ -401,7 +402,11 @@ class PortraitUI:
         Returns the saved images and the run's record (seeds, request ids, timings, settings).
         """
         lang = _request_lang(request)
-        source = image.get("path") if isinstance(image, dict) else getattr(image, "path", image)
+        if isinstance(image, str):
+            # A string from a caller is a URL, never a path on this server.
+            source = _url_only(image.strip(), lang)
+        else:
+            source = image.get("path") if isinstance(image, dict) else getattr(image, "path", None)
         try:
             chosen = find_preset(self.presets, preset) if preset else None
         except PortraitError as err:
@@ -427,6 +432,16 @@ class PortraitUI:
         assert record is not None
         files = [FileData(path=str(p), orig_name=p.name) for p in record.image_paths]
         return files, _public_record(record, outcome)
+
+
+def _url_only(url: str, lang: str) -> str:
+    """A photo URL typed by a visitor or an API caller: http(s) only."""
+    if not url:
+        return ""
+    try:
+        return check_photo_url(url)
+    except PortraitError as err:
+        raise _error(err, lang) from None
 
 
 def _public_record(record: RunRecord, outcome: RunOutcome) -> dict[str, Any]:
