@@ -155,6 +155,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
+    if not args.verbose:
+        # Transport retries are expected and handled; the user gets one line if they all fail.
+        logging.getLogger("urllib3").setLevel(logging.ERROR)
     try:
         if args.command == "simulate":
             from .simulator import serve
