@@ -51,14 +51,14 @@ import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 from urllib.parse import SplitResult, parse_qsl, urlsplit
 
 import requests
-from PIL import Image, ImageDraw, ImageFilter, ImageFont, ImageOps
+from PIL import Image, ImageDraw, ImageFilter, ImageOps
 
 from .errors import InvalidInputError
+from .fonts import FONT_LOCK, cjk_font
 from .params import GEN_MODES, SEED_MAX, SEED_RANDOM, SIZE_DEFAULT, STRENGTH_DEFAULTS, PortraitRequest
 
 __all__ = [
@@ -294,6 +294,12 @@ def _shorten_strings(value: Any) -> Any:
 _SECRET_HEADERS = {"authorization", "proxy-authorization", "cookie", "x-api-key"}
 
 
+def key_fingerprint(authorization: str) -> str:
+    """A short one-way id of the key a call carried, so tests can tell keys apart without seeing them."""
+    token = authorization.removeprefix("Bearer ").strip()
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()[:12] if token else ""
+
+
 def _redacted_headers(headers: Any) -> dict[str, str]:
     out: dict[str, str] = {}
     for key, value in headers.items():
@@ -361,57 +367,10 @@ class RenderSpec:
     seed: int
 
 
-_FONT_CANDIDATES = (
-    "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
-    "/usr/share/fonts/opentype/noto/NotoSansCJK-Bold.ttc",
-    "/usr/share/fonts/noto-cjk/NotoSansCJK-Regular.ttc",
-    "/usr/share/fonts/google-noto-cjk/NotoSansCJK-Regular.ttc",
-    "/usr/share/fonts/opentype/noto/NotoSerifCJK-Regular.ttc",
-    "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",
-    "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc",
-    "/usr/share/fonts/wenquanyi/wqy-microhei/wqy-microhei.ttc",
-    "/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf",
-    "/System/Library/Fonts/PingFang.ttc",
-    "/System/Library/Fonts/STHeiti Medium.ttc",
-    "/Library/Fonts/Arial Unicode.ttf",
-    "C:/Windows/Fonts/msyh.ttc",
-    "C:/Windows/Fonts/simhei.ttf",
-)
-# FreeType faces are not safe to render from several threads at once.
-_FONT_LOCK = threading.Lock()
-
-
-@functools.cache
-def _cjk_font_file() -> tuple[str, int] | None:
-    """The first CJK font found, preferring its Simplified Chinese face in a collection."""
-    for candidate in _FONT_CANDIDATES:
-        if not Path(candidate).is_file():
-            continue
-        try:
-            ImageFont.truetype(candidate, 12)
-        except OSError:
-            continue
-        index = 0
-        if candidate.lower().endswith(".ttc"):
-            for i in range(16):
-                try:
-                    family = ImageFont.truetype(candidate, 12, index=i).getname()[0] or ""
-                except OSError:
-                    break
-                if family.endswith(" SC"):
-                    index = i
-                    break
-        return candidate, index
-    return None
-
-
-@functools.lru_cache(maxsize=32)
-def _font(size: int) -> tuple[ImageFont.FreeTypeFont | ImageFont.ImageFont, bool]:
-    """A font of about `size` px and whether it can draw Chinese."""
-    found = _cjk_font_file()
-    if found is not None:
-        return ImageFont.truetype(found[0], size, index=found[1]), True
-    return ImageFont.load_default(size=size), False
+# Font lookup is shared with the style sheets (portrait/fonts.py); faces are cached, so
+# drawing holds the shared lock.
+_FONT_LOCK = FONT_LOCK
+_font = cjk_font
 
 
 def open_photo(data: bytes, target: tuple[int, int] | None = None) -> Image.Image:
@@ -953,6 +912,7 @@ class _Handler(BaseHTTPRequestHandler):
                 "query": query,
                 "body": _shorten_strings(body),
                 "headers": _redacted_headers(self.headers),
+                "key_id": key_fingerprint(self.headers.get("Authorization", "")),
                 "time": time.time(),
             }
         )

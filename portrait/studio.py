@@ -125,19 +125,21 @@ class Studio:
             max_read=self.settings.max_upload_bytes,
         )
 
-    def image_input(self, source: PhotoSource) -> tuple[str, PreparedPhoto | None]:
+    def image_input(
+        self, source: PhotoSource, client: PortraitClient | None = None
+    ) -> tuple[str, PreparedPhoto | None]:
         """The `image_input` URL for a photo: a checked http(s) URL, or a local photo prepared and hosted."""
         if isinstance(source, str) and ("://" in source or source.startswith("data:")):
             # Text that looks like a URL is a URL: check it instead of reading it as a path.
             return check_photo_url(source), None
         photo = source if isinstance(source, PreparedPhoto) else self.prepare_photo(source)
         with self._upstream:
-            return self.client.host_photo(photo), photo
+            return (client or self.client).host_photo(photo), photo
 
-    def generate_one(self, request: PortraitRequest) -> PortraitResult:
+    def generate_one(self, request: PortraitRequest, client: PortraitClient | None = None) -> PortraitResult:
         """One upstream call, within the studio's concurrency limit."""
         with self._upstream:
-            return self.client.generate(request)
+            return (client or self.client).generate(request)
 
     def run(
         self,
@@ -147,17 +149,19 @@ class Studio:
         variations: int = 1,
         extra: dict[str, Any] | None = None,
         on_progress: ProgressFn | None = None,
+        client: PortraitClient | None = None,
     ) -> RunOutcome:
         """Generate `variations` portraits concurrently, save the finished ones, then return.
 
         Raises the first error when nothing succeeded; otherwise failures are reported
-        in the outcome and the successes are kept.
+        in the outcome and the successes are kept. `client` overrides the studio's client
+        for this run (a visitor's own key).
         """
         count = _check_variations(variations)
         progress = on_progress or (lambda _f, _m: None)
         t0 = time.monotonic()
         progress(0.02, "preparing")
-        image_input, photo = self.image_input(source)
+        image_input, photo = self.image_input(source, client)
         t_hosted = time.monotonic()
         seeds = variation_seeds(request.seed, count)
         base = request.with_(image_input=image_input)
@@ -169,7 +173,7 @@ class Studio:
         def call(seed: int) -> PortraitResult | PortraitError:
             nonlocal done
             try:
-                outcome: PortraitResult | PortraitError = self.generate_one(base.with_(seed=seed))
+                outcome: PortraitResult | PortraitError = self.generate_one(base.with_(seed=seed), client)
             except PortraitError as err:
                 outcome = err
             with lock:
@@ -237,7 +241,7 @@ class Studio:
         if settings["image_input"].startswith("data:"):
             settings["image_input"] = "data:image/jpeg;base64,…(input.jpg)"
         meta = {
-            "simulated": self.offline,
+            "simulated": any(r.simulated for r in results),
             "api_base": self.client.api_base,
             "request": settings,
             "variations": len(results) + len(failures),

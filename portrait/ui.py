@@ -16,8 +16,10 @@ from typing import Any
 import gradio as gr
 from gradio import FileData
 
+from .client import PortraitClient
 from .errors import InvalidInputError, PortraitError
 from .images import check_photo_url
+from .limits import UsageLimiter
 from .params import (
     ASPECT_PRESETS,
     GEN_MODES,
@@ -102,7 +104,19 @@ def launch_kwargs(settings: Any) -> dict[str, Any]:
         "show_error": False,
         "run_history": False,
         "max_file_size": settings.max_upload_bytes,
+        "auth": _auth_pairs(settings.auth),
+        "auth_message": "人像写真工作室 · Portrait Studio",
     }
+
+
+def _auth_pairs(spec: str) -> list[tuple[str, str]] | None:
+    """PORTRAIT_AUTH="user:password,user2:password2" -> Gradio's login list (None = no login)."""
+    pairs = []
+    for item in spec.split(","):
+        name, sep, password = item.strip().partition(":")
+        if sep and name and password:
+            pairs.append((name, password))
+    return pairs or None
 
 
 def queue_kwargs(settings: Any) -> dict[str, Any]:
@@ -204,6 +218,11 @@ class PortraitUI:
     def __init__(self, studio: Studio, presets: Sequence[Preset]) -> None:
         self.studio = studio
         self.presets = tuple(presets)
+        settings = studio.settings
+        self.limiter = UsageLimiter(
+            settings.per_visitor_hourly, settings.daily_cap, settings.output_dir / ".usage.json"
+        )
+        self.user_keys = settings.allow_user_key and not studio.offline
 
     # -- shared core: the page button and the API endpoint both end here ----------------
 
@@ -215,8 +234,14 @@ class PortraitUI:
         lang: str,
         progress: gr.Progress | None = None,
         extra: dict[str, Any] | None = None,
+        request: gr.Request | None = None,
+        user_key: str = "",
     ) -> RunOutcome:
-        """Validate, generate, save; PortraitErrors become gr.Error in the page's language."""
+        """Validate, check limits, generate, save; PortraitErrors become gr.Error in the page's language.
+
+        With a visitor's own key (when the owner allows it) the owner's limits do not apply and
+        the key is used for this call only: never stored, logged or shown.
+        """
         steps = {
             "preparing": "progress_preparing",
             "generating": "progress_generating",
@@ -231,7 +256,7 @@ class PortraitUI:
         try:
             if not image:
                 raise InvalidInputError(*TEXT["no_photo"])
-            request = PortraitRequest(
+            portrait_request = PortraitRequest(
                 prompt=fields.prompt,
                 width=fields.width,
                 height=fields.height,
@@ -242,7 +267,9 @@ class PortraitUI:
                 seed=fields.seed,
             )
             meta = {"preset": fields.preset, **(extra or {})}
-            outcome = self.studio.run(image, request, variations=variations, extra=meta, on_progress=report)
+            outcome = self._run_within_limits(
+                image, portrait_request, variations, meta, report, request, user_key.strip()
+            )
         except PortraitError as err:
             raise _error(err, lang) from None
         except Exception:
@@ -256,6 +283,34 @@ class PortraitUI:
             )
             gr.Warning(text("partial", lang).format(n=len(outcome.failures)) + reasons)
         return outcome
+
+    def _run_within_limits(
+        self,
+        image: str,
+        portrait_request: PortraitRequest,
+        variations: int,
+        meta: dict[str, Any],
+        report: Any,
+        request: gr.Request | None,
+        user_key: str,
+    ) -> RunOutcome:
+        run = self.studio.run
+        if user_key and self.user_keys:
+            with PortraitClient(self.studio.settings, api_key=user_key) as own:
+                meta = {**meta, "own_key": True}
+                return run(
+                    image, portrait_request, variations=variations, extra=meta, on_progress=report, client=own
+                )
+        if not self.limiter.enabled:
+            return run(image, portrait_request, variations=variations, extra=meta, on_progress=report)
+        reservation = self.limiter.reserve(_visitor(request), int(variations))
+        used = 0
+        try:
+            outcome = run(image, portrait_request, variations=variations, extra=meta, on_progress=report)
+            used = len(outcome.results)
+            return outcome
+        finally:
+            self.limiter.release(reservation, used)
 
     # -- the page ------------------------------------------------------------------------
 
@@ -273,13 +328,17 @@ class PortraitUI:
         gen_mode: str,
         seed: float,
         variations: float,
+        user_key: str,
         lang: str,
+        request: gr.Request,
         progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio's documented way to ask for progress
     ) -> tuple[Any, ...]:
         """The page's Generate button."""
         source = image or _url_only((url or "").strip(), lang) or None
         fields = Fields(prompt, preset or None, width, height, gpen, skin, skin_unifi, gen_mode, seed)
-        outcome = self.run(source, fields, int(variations), lang, progress)
+        outcome = self.run(
+            source, fields, int(variations), lang, progress, request=request, user_key=user_key
+        )
         record = outcome.record
         assert record is not None
         last_seed = outcome.results[0].seed
@@ -427,7 +486,9 @@ class PortraitUI:
             gen_mode=gen_mode or d.get("gen_mode") or AUTO,
             seed=seed,
         )
-        outcome = self.run(source, fields, variations, lang, extra={"user_prompt": prompt or ""})
+        outcome = self.run(
+            source, fields, variations, lang, extra={"user_prompt": prompt or ""}, request=request
+        )
         record = outcome.record
         assert record is not None
         files = [FileData(path=str(p), orig_name=p.name) for p in record.image_paths]
@@ -449,6 +510,17 @@ def _public_record(record: RunRecord, outcome: RunOutcome) -> dict[str, Any]:
     meta["failures"] = [{"seed": s, **e.as_dict()} for s, e in outcome.failures]
     meta["run_dir"] = str(record.path)
     return meta
+
+
+def _visitor(request: gr.Request | None) -> str:
+    """Who is asking: the login name, else the first forwarded address, else the peer address."""
+    if request is None:
+        return "anonymous"
+    if getattr(request, "username", None):
+        return f"user:{request.username}"
+    forwarded = (request.headers.get("x-forwarded-for") or "").split(",")[0].strip()
+    host = forwarded or (request.client.host if request.client else "")
+    return f"ip:{host or 'unknown'}"
 
 
 def _request_lang(request: gr.Request | None) -> str:
@@ -523,6 +595,14 @@ def build_demo(studio: Studio, presets: Sequence[Preset]) -> gr.Blocks:
                         info=t("variations_info"),
                         elem_id="variations",
                     )
+                    with gr.Accordion(t("own_key"), open=False, visible=ui.user_keys):
+                        user_key = gr.Textbox(
+                            label=t("own_key_label"),
+                            info=t("own_key_info"),
+                            type="password",
+                            value="",
+                            elem_id="user-key",
+                        )
                     go = gr.Button(t("generate"), variant="primary", elem_id="generate-btn")
                     with gr.Accordion(t("size"), open=True):
                         aspect = gr.Radio(
@@ -660,6 +740,7 @@ def build_demo(studio: Studio, presets: Sequence[Preset]) -> gr.Blocks:
                 gen_mode,
                 seed,
                 variations,
+                user_key,
                 lang,
             ],
             [gallery, run_info, run_id, seed_last, last_seed, history],

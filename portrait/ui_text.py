@@ -71,6 +71,13 @@ TEXT: dict[str, tuple[str, str]] = {
     "seed_last": ("♻️ 用上次的种子", "♻️ Last seed"),
     "variations": ("一次生成张数", "Images per click"),
     "variations_info": ("同时发送，种子各不相同", "Sent at the same time, each with its own seed"),
+    "own_key": ("🔑 使用你自己的 302.AI 密钥（可选）", "🔑 Use your own 302.AI key (optional)"),
+    "own_key_label": ("你的 API 密钥", "Your API key"),
+    "own_key_info": (
+        "只用于你这次的请求，不会保存、记录或显示给任何人；使用自己的密钥时不受本应用的次数限制。",
+        "Used only for your own requests: never saved, logged or shown to anyone. "
+        "With your own key this app's limits do not apply.",
+    ),
     "generate": ("✨ 生成写真", "✨ Generate portraits"),
     "results": ("生成结果", "Portraits"),
     "run_info_empty": (
