@@ -595,7 +595,7 @@ def build_demo(studio: Studio, presets: Sequence[Preset]) -> gr.Blocks:
                         info=t("variations_info"),
                         elem_id="variations",
                     )
-                    with gr.Accordion(t("own_key"), open=False, visible=ui.user_keys):
+                    with gr.Accordion(t("own_key"), open=False, visible=ui.user_keys, elem_id="own-key"):
                         user_key = gr.Textbox(
                             label=t("own_key_label"),
                             info=t("own_key_info"),
