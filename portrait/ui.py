@@ -15,6 +15,7 @@ from typing import Any
 
 import gradio as gr
 from gradio import FileData
+from PIL import Image
 
 from .client import PortraitClient
 from .errors import InvalidInputError, PortraitError
@@ -153,13 +154,20 @@ def _error(err: PortraitError, lang: str) -> gr.Error:
     return gr.Error(message, title=title, print_exception=False)
 
 
-def _gallery_items(record: RunRecord) -> list[tuple[str, str]]:
+def _gallery_items(record: RunRecord) -> list[tuple[Image.Image, str]]:
+    """The run's images for a gallery, labelled with their seeds.
+
+    Given as images (not paths) so the gallery delivers lossless PNG downloads; the API's
+    original JPEGs stay byte-for-byte in the run folder.
+    """
     items = []
     for item, path in zip(record.meta.get("images", []), record.image_paths):
         caption = f"seed {item['seed']} · {item['width']}×{item['height']}"
         if record.meta.get("simulated"):
             caption += " · SIMULATED"
-        items.append((str(path), caption))
+        with Image.open(path) as img:
+            img.load()
+        items.append((img, caption))
     return items
 
 
