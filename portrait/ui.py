@@ -561,150 +561,162 @@ def build_demo(studio: Studio, presets: Sequence[Preset]) -> gr.Blocks:
         if studio.offline:
             gr.Markdown(t("offline_banner"), elem_id="offline-banner")
 
-        with gr.Tab(t("tab_create"), id="create"):
-            with gr.Row(equal_height=False):
-                # ---- left: the photo, the style and every field ----
-                with gr.Column(scale=5):
-                    with gr.Row(equal_height=False):
-                        photo = gr.Image(
-                            label=t("photo"),
-                            sources=["upload", "webcam", "clipboard"],
-                            type="filepath",
-                            height=300,
-                            elem_id="photo",
-                        )
-                        with gr.Column(min_width=160):
-                            sent = gr.Image(
-                                label=t("sent_photo"), interactive=False, height=220, elem_id="sent-photo"
+        with gr.Tabs(elem_id="tabs") as tabs:
+            with gr.Tab(t("tab_create"), id="create"):
+                with gr.Row(equal_height=False):
+                    # ---- left: the photo, the style and every field ----
+                    with gr.Column(scale=5):
+                        with gr.Row(equal_height=False):
+                            photo = gr.Image(
+                                label=t("photo"),
+                                sources=["upload", "webcam", "clipboard"],
+                                type="filepath",
+                                height=300,
+                                elem_id="photo",
                             )
-                            sent_note = gr.Markdown("", elem_id="sent-note")
-                    photo_url = gr.Textbox(label=t("photo_url"), placeholder="https://…", elem_id="photo-url")
-                    with gr.Accordion(t("tips_title"), open=False):
-                        gr.Markdown(t("photo_tips"))
+                            with gr.Column(min_width=160):
+                                sent = gr.Image(
+                                    label=t("sent_photo"), interactive=False, height=220, elem_id="sent-photo"
+                                )
+                                sent_note = gr.Markdown("", elem_id="sent-note")
+                        photo_url = gr.Textbox(
+                            label=t("photo_url"), placeholder="https://…", elem_id="photo-url"
+                        )
+                        with gr.Accordion(t("tips_title"), open=False):
+                            gr.Markdown(t("photo_tips"))
 
-                    style = gr.Dropdown(
-                        choices=[(t("style_none"), ""), *_preset_choices(presets)],
-                        value="",
-                        label=t("style"),
-                        elem_id="style",
-                    )
-                    style_note = gr.Markdown("", elem_id="style-note")
-                    idea = gr.Textbox(label=t("idea"), placeholder=t("idea_ph"), elem_id="idea")
-                    prompt = gr.Textbox(
-                        label=t("prompt"), info=t("prompt_info"), lines=3, elem_id="prompt", max_length=2000
-                    )
-
-                    variations = gr.Slider(
-                        VARIATIONS_MIN,
-                        VARIATIONS_MAX,
-                        value=1,
-                        step=1,
-                        label=t("variations"),
-                        info=t("variations_info"),
-                        elem_id="variations",
-                    )
-                    with gr.Accordion(t("own_key"), open=False, visible=ui.user_keys, elem_id="own-key"):
-                        user_key = gr.Textbox(
-                            label=t("own_key_label"),
-                            info=t("own_key_info"),
-                            type="password",
+                        style = gr.Dropdown(
+                            choices=[(t("style_none"), ""), *_preset_choices(presets)],
                             value="",
-                            elem_id="user-key",
+                            label=t("style"),
+                            elem_id="style",
                         )
-                    go = gr.Button(t("generate"), variant="primary", elem_id="generate-btn")
-                    with gr.Accordion(t("size"), open=True):
-                        aspect = gr.Radio(
-                            choices=[*(name for name, _, _ in ASPECT_PRESETS), (t("aspect_custom"), CUSTOM)],
-                            value="1:1",
-                            label=t("aspect"),
-                            elem_id="aspect",
-                        )
-                        with gr.Row():
-                            width = gr.Slider(
-                                SIZE_MIN,
-                                SIZE_MAX,
-                                value=SIZE_DEFAULT,
-                                step=1,
-                                label=t("width"),
-                                elem_id="width",
-                            )
-                            height = gr.Slider(
-                                SIZE_MIN,
-                                SIZE_MAX,
-                                value=SIZE_DEFAULT,
-                                step=1,
-                                label=t("height"),
-                                elem_id="height",
-                            )
-                    with gr.Accordion(t("retouch"), open=True):
-                        strength = {
-                            name: gr.Slider(
-                                STRENGTH_MIN,
-                                STRENGTH_MAX,
-                                value=default,
-                                step=STRENGTH_STEP,
-                                label=t(name),
-                                info=t(f"{name}_info"),
-                                elem_id=name,
-                            )
-                            for name, default in STRENGTH_DEFAULTS.items()
-                        }
-                    gen_mode = gr.Radio(
-                        choices=[(t(f"gen_mode_{m}"), m) for m in (AUTO, *GEN_MODES)],
-                        value=AUTO,
-                        label=t("gen_mode"),
-                        elem_id="gen-mode",
-                    )
-                    with gr.Row(equal_height=True):
-                        seed = gr.Number(
-                            value=SEED_RANDOM,
-                            precision=0,
-                            label=t("seed"),
-                            minimum=SEED_RANDOM,
-                            elem_id="seed",
-                            scale=3,
-                        )
-                        seed_random = gr.Button(t("seed_random"), size="sm", scale=1, elem_id="seed-random")
-                        seed_last = gr.Button(
-                            t("seed_last"), size="sm", scale=1, visible=False, elem_id="seed-last"
+                        style_note = gr.Markdown("", elem_id="style-note")
+                        idea = gr.Textbox(label=t("idea"), placeholder=t("idea_ph"), elem_id="idea")
+                        prompt = gr.Textbox(
+                            label=t("prompt"),
+                            info=t("prompt_info"),
+                            lines=3,
+                            elem_id="prompt",
+                            max_length=2000,
                         )
 
-                # ---- right: the portraits ----
-                with gr.Column(scale=6):
-                    gallery = gr.Gallery(
-                        label=t("results"),
-                        format="png",
-                        columns=2,
-                        height=640,
-                        object_fit="contain",
-                        buttons=["download", "download_all", "fullscreen"],
-                        interactive=False,
-                        elem_id="results",
-                    )
-                    run_info = gr.Markdown(t("run_info_empty"), elem_id="run-info")
-                    reuse = gr.Button(t("reuse"), size="sm", elem_id="reuse")
+                        variations = gr.Slider(
+                            VARIATIONS_MIN,
+                            VARIATIONS_MAX,
+                            value=1,
+                            step=1,
+                            label=t("variations"),
+                            info=t("variations_info"),
+                            elem_id="variations",
+                        )
+                        with gr.Accordion(t("own_key"), open=False, visible=ui.user_keys, elem_id="own-key"):
+                            user_key = gr.Textbox(
+                                label=t("own_key_label"),
+                                info=t("own_key_info"),
+                                type="password",
+                                value="",
+                                elem_id="user-key",
+                            )
+                        go = gr.Button(t("generate"), variant="primary", elem_id="generate-btn")
+                        with gr.Accordion(t("size"), open=True):
+                            aspect = gr.Radio(
+                                choices=[
+                                    *(name for name, _, _ in ASPECT_PRESETS),
+                                    (t("aspect_custom"), CUSTOM),
+                                ],
+                                value="1:1",
+                                label=t("aspect"),
+                                elem_id="aspect",
+                            )
+                            with gr.Row():
+                                width = gr.Slider(
+                                    SIZE_MIN,
+                                    SIZE_MAX,
+                                    value=SIZE_DEFAULT,
+                                    step=1,
+                                    label=t("width"),
+                                    elem_id="width",
+                                )
+                                height = gr.Slider(
+                                    SIZE_MIN,
+                                    SIZE_MAX,
+                                    value=SIZE_DEFAULT,
+                                    step=1,
+                                    label=t("height"),
+                                    elem_id="height",
+                                )
+                        with gr.Accordion(t("retouch"), open=True):
+                            strength = {
+                                name: gr.Slider(
+                                    STRENGTH_MIN,
+                                    STRENGTH_MAX,
+                                    value=default,
+                                    step=STRENGTH_STEP,
+                                    label=t(name),
+                                    info=t(f"{name}_info"),
+                                    elem_id=name,
+                                )
+                                for name, default in STRENGTH_DEFAULTS.items()
+                            }
+                        gen_mode = gr.Radio(
+                            choices=[(t(f"gen_mode_{m}"), m) for m in (AUTO, *GEN_MODES)],
+                            value=AUTO,
+                            label=t("gen_mode"),
+                            elem_id="gen-mode",
+                        )
+                        with gr.Row(equal_height=True):
+                            seed = gr.Number(
+                                value=SEED_RANDOM,
+                                precision=0,
+                                label=t("seed"),
+                                minimum=SEED_RANDOM,
+                                elem_id="seed",
+                                scale=3,
+                            )
+                            seed_random = gr.Button(
+                                t("seed_random"), size="sm", scale=1, elem_id="seed-random"
+                            )
+                            seed_last = gr.Button(
+                                t("seed_last"), size="sm", scale=1, visible=False, elem_id="seed-last"
+                            )
 
-        with gr.Tab(t("tab_history"), id="history") as history_tab:
-            with gr.Row():
-                refresh = gr.Button(t("history_refresh"), size="sm", elem_id="history-refresh")
-                history_reuse = gr.Button(t("history_reuse"), size="sm", elem_id="history-reuse")
-            history = gr.Dataframe(
-                headers=_history_headers("en"),
-                value=[],
-                interactive=False,
-                wrap=True,
-                label=t("history_table"),
-                elem_id="history",
-            )
-            history_gallery = gr.Gallery(
-                label=t("history_images"),
-                format="png",
-                columns=4,
-                height=360,
-                interactive=False,
-                buttons=["download", "download_all", "fullscreen"],
-                elem_id="history-gallery",
-            )
+                    # ---- right: the portraits ----
+                    with gr.Column(scale=6):
+                        gallery = gr.Gallery(
+                            label=t("results"),
+                            format="png",
+                            columns=2,
+                            height=640,
+                            object_fit="contain",
+                            buttons=["download", "download_all", "fullscreen"],
+                            interactive=False,
+                            elem_id="results",
+                        )
+                        run_info = gr.Markdown(t("run_info_empty"), elem_id="run-info")
+                        reuse = gr.Button(t("reuse"), size="sm", elem_id="reuse")
+
+            with gr.Tab(t("tab_history"), id="history") as history_tab:
+                with gr.Row():
+                    refresh = gr.Button(t("history_refresh"), size="sm", elem_id="history-refresh")
+                    history_reuse = gr.Button(t("history_reuse"), size="sm", elem_id="history-reuse")
+                history = gr.Dataframe(
+                    headers=_history_headers("en"),
+                    value=[],
+                    interactive=False,
+                    wrap=True,
+                    label=t("history_table"),
+                    elem_id="history",
+                )
+                history_gallery = gr.Gallery(
+                    label=t("history_images"),
+                    format="png",
+                    columns=4,
+                    height=360,
+                    interactive=False,
+                    buttons=["download", "download_all", "fullscreen"],
+                    elem_id="history-gallery",
+                )
 
         run_id = gr.State("")
         history_run_id = gr.State("")
@@ -759,7 +771,7 @@ def build_demo(studio: Studio, presets: Sequence[Preset]) -> gr.Blocks:
         )
         reuse.click(ui.reuse, [run_id, lang], fields, js=WITH_LANG_JS, **private)
         history_reuse.click(ui.reuse, [history_run_id, lang], fields, js=WITH_LANG_JS, **private).then(
-            None, js="() => document.querySelector('#tabs button, .tab-nav button')?.click()", **private
+            lambda: gr.Tabs(selected="create"), None, tabs, **private
         )
         refresh.click(ui.history_table, lang, history, js=WITH_LANG_JS, **private)
         history_tab.select(ui.history_table, lang, history, js=WITH_LANG_JS, **private)

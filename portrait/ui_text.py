@@ -90,7 +90,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "history_refresh": ("🔄 刷新", "🔄 Refresh"),
     "history_reuse": ("↩️ 复用所选记录的设置", "↩️ Reuse the selected run's settings"),
     "history_empty": ("还没有记录。", "No runs yet."),
-    "col_time": ("时间", "Time"),
+    "col_time": ("时间 (UTC)", "Time (UTC)"),
     "col_style": ("风格", "Style"),
     "col_prompt": ("提示词", "Prompt"),
     "col_size": ("尺寸", "Size"),
