@@ -93,6 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--latency", type=float, default=1.5, help="seconds per generation")
     sim.add_argument("--fault", default=None, help="inject a fault into every call, e.g. gateway:-10004")
     sim.add_argument("--key", default=None, help="accept only this API key (default: any)")
+    _add_batch_parser(sub)
+    _add_sheet_parser(sub)
     return parser
 
 
@@ -149,6 +151,159 @@ def cmd_presets(settings: Settings) -> int:
     return 0
 
 
+# -- batch and sheet ------------------------------------------------------------------------
+
+
+def _add_batch_parser(sub: Any) -> None:
+    from .batch import DEFAULT_CONCURRENCY
+
+    batch = sub.add_parser(
+        "batch",
+        help="photos x presets x seeds, resumable (see portrait/batch.py for the manifest)",
+        description="Generate every photo in every style (and seed). Each finished job is saved as a run "
+        "and logged in OUT/batch.jsonl; running the same command again skips what is done and retries "
+        "the rest. Ctrl-C stops starting new jobs and waits for running ones (twice: abandon them).",
+    )
+    batch.add_argument("--images", nargs="+", required=True, metavar="PATH", help="photo files or folders")
+    batch.add_argument("--presets", required=True, help="comma-separated preset ids, or 'all'")
+    seeds = batch.add_mutually_exclusive_group()
+    seeds.add_argument("--seeds", default=None, help="comma-separated seeds, one job per seed (e.g. 1,2)")
+    seeds.add_argument("--seed", default=str(SEED_RANDOM), help="one seed; -1 = random (default)")
+    batch.add_argument("--prompt", default="", help="your own words, put into each style's template")
+    batch.add_argument(
+        "--out", default=None, help="output folder (default: PORTRAIT_OUTPUT_DIR or ./outputs)"
+    )
+    batch.add_argument(
+        "--concurrency",
+        type=int,
+        default=DEFAULT_CONCURRENCY,
+        help=f"generations at once (default {DEFAULT_CONCURRENCY}, within the API's QPS limit)",
+    )
+    batch.add_argument("--sheet", action="store_true", help="also write a style sheet PNG per photo")
+    batch.add_argument("--lang", default="both", choices=("zh", "en", "both"), help="sheet labels")
+
+
+def _add_sheet_parser(sub: Any) -> None:
+    sheet = sub.add_parser(
+        "sheet",
+        help="one photo in many styles: a labelled grid PNG, saved as one run",
+        description="Generate one portrait per style with one shared seed and save them, with a labelled "
+        "grid (sheet.png), as one run. A style that fails shows its reason on the grid.",
+    )
+    sheet.add_argument("--image", required=True, help="photo file or http(s) URL")
+    sheet.add_argument("--presets", default="all", help="comma-separated preset ids, or 'all' (default)")
+    sheet.add_argument("--prompt", default="", help="your own words, put into each style's template")
+    sheet.add_argument("--seed", default=str(SEED_RANDOM), help="one seed for every style; -1 = random")
+    sheet.add_argument("--lang", default="both", choices=("zh", "en", "both"), help="labels on the grid")
+    sheet.add_argument(
+        "--zip", default=None, metavar="PATH", help="also write a ZIP (images, sheet, manifest)"
+    )
+    sheet.add_argument(
+        "--out", default=None, help="output folder (default: PORTRAIT_OUTPUT_DIR or ./outputs)"
+    )
+    sheet.add_argument("--json", action="store_true", help="print the saved run as JSON")
+
+
+def _chosen_presets(settings: Settings, text: str) -> list[Any]:
+    """Presets named by "id1,id2" (ids or names) or "all", in the order given, each once."""
+    from .presets import find_preset, load_presets
+
+    presets = load_presets(settings.presets_path)
+    if text.strip().lower() == "all":
+        return list(presets)
+    chosen = [find_preset(presets, part) for part in text.split(",") if part.strip()]
+    unique = list(dict.fromkeys(p for p in chosen if p is not None))
+    if not unique:
+        raise errors.InvalidInputError.field("presets", ("预设 id 列表或 all", "preset ids or all"), text)
+    return unique
+
+
+def cmd_batch(args: argparse.Namespace, settings: Settings) -> int:
+    """Run (or resume) a batch; exit 0 when every job is done, 10 if some failed, 130 if interrupted."""
+    from .batch import collect_photos, format_progress, parse_seeds, plan_jobs, run_batch, write_sheets
+    from .studio import Studio
+
+    if args.out:
+        settings = settings.with_(output_dir=Path(args.out))
+    if args.concurrency < 1:
+        raise errors.InvalidInputError.field("concurrency", ("至少为 1", "at least 1"), args.concurrency)
+    # The studio's upstream limit is the batch's concurrency, so neither outruns the other.
+    settings = settings.with_(concurrency=args.concurrency)
+    presets = _chosen_presets(settings, args.presets)
+    seeds = parse_seeds(args.seeds if args.seeds is not None else args.seed)
+    photos = collect_photos(args.images)
+    jobs = plan_jobs(photos, presets, seeds, args.prompt)
+    if settings.offline:
+        print(OFFLINE_NOTICE, file=sys.stderr)
+    width = 0
+    last = ""
+
+    def show(progress: Any) -> None:
+        nonlocal width, last
+        line = format_progress(progress)
+        if line == last:
+            return
+        last = line
+        # Pad over a longer previous line; \r keeps it on one terminal line.
+        print("\r" + line.ljust(width), end="", file=sys.stderr, flush=True)
+        width = max(width, len(line))
+
+    info = {"photos": len(photos), "presets": [p.id for p in presets], "seeds": seeds, "prompt": args.prompt}
+    with Studio.open(settings) as studio:
+        summary = run_batch(studio, jobs, concurrency=args.concurrency, on_progress=show, info=info)
+        print(file=sys.stderr)
+        if args.sheet and not summary.interrupted:
+            summary.sheets = write_sheets(studio, jobs, manifest_path=summary.manifest, lang=args.lang)
+    for job, err in summary.failures:
+        print(
+            f"failed: {job.photo.name} / {job.preset.id} / seed {job.seed}: {err.message()}", file=sys.stderr
+        )
+    for path in summary.sheets:
+        print(f"sheet: {path}")
+    print(
+        f"{summary.done}/{summary.total} done ({summary.skipped} already done, {summary.ran} run now, "
+        f"{summary.failed} failed) · manifest: {summary.manifest}"
+    )
+    if summary.interrupted:
+        print(
+            "interrupted: run the same command again to resume / 已中断：再次运行同一命令即可继续",
+            file=sys.stderr,
+        )
+        return 130
+    return 0 if not summary.failures else 10
+
+
+def cmd_sheet(args: argparse.Namespace, settings: Settings) -> int:
+    """Make a style sheet; print the sheet's path and each style's outcome."""
+    from .sheet import run_sheet, sheet_zip
+    from .studio import Studio
+
+    if args.out:
+        settings = settings.with_(output_dir=Path(args.out))
+    presets = _chosen_presets(settings, args.presets)
+    base = PortraitRequest(seed=args.seed)
+    if settings.offline:
+        print(OFFLINE_NOTICE, file=sys.stderr)
+    with Studio.open(settings) as studio:
+        result = run_sheet(studio, args.image, presets, user_prompt=args.prompt, base=base, lang=args.lang)
+    record = result.record
+    if args.zip:
+        sheet_zip(result, args.zip)
+    if args.json:
+        print(json.dumps({"run": str(record.path), **record.meta}, ensure_ascii=False, indent=2))
+    else:
+        for cell in result.cells:
+            where = record.path / cell.file if cell.file else "-"
+            print(f"{cell.preset_id:18} {'done  ' if cell.ok else 'FAILED'} {where}")
+        print(f"sheet: {record.path / 'sheet.png'}  (seed {result.seed})")
+        if args.zip:
+            print(f"zip: {args.zip}")
+    for cell in result.failures:
+        assert cell.error is not None
+        print(f"style {cell.preset_id} failed: {cell.error.message()}", file=sys.stderr)
+    return 0 if not result.failures else 10
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code."""
     args = build_parser().parse_args(argv)
@@ -167,6 +322,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = Settings.from_env()
         if args.command == "presets":
             return cmd_presets(settings)
+        if args.command == "batch":
+            return cmd_batch(args, settings)
+        if args.command == "sheet":
+            return cmd_sheet(args, settings)
         return cmd_generate(args, settings)
     except PortraitError as err:
         extra = f" [request_id {err.request_id}]" if err.request_id else ""
