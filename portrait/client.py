@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 import requests
 from PIL import Image
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import NewConnectionError
 from urllib3.util.retry import Retry
 
 from .errors import (
@@ -149,10 +150,12 @@ class PortraitClient:
             raise AuthError("未设置 API 密钥（AI302_API_KEY）。", "No API key is set (AI302_API_KEY).")
         return {"Authorization": f"Bearer {self._api_key}"}
 
-    def _post(self, path: str, *, timeout: tuple[float, float], **kwargs: Any) -> requests.Response:
+    def _post(
+        self, path: str, *, timeout: tuple[float, float], headers: dict[str, str] | None = None, **kwargs: Any
+    ) -> requests.Response:
         url = self.api_base + path
         try:
-            return self.session.post(url, headers=self._auth(), timeout=timeout, **kwargs)
+            return self.session.post(url, headers={**self._auth(), **(headers or {})}, timeout=timeout, **kwargs)
         except requests.exceptions.ConnectTimeout:
             raise RequestTimeoutError(
                 "连接 API 超时，请检查网络后重试。",
@@ -162,7 +165,13 @@ class PortraitClient:
             raise RequestTimeoutError() from None
         except requests.exceptions.RetryError as exc:
             raise UpstreamError(detail=type(exc).__name__) from None
-        except requests.exceptions.ConnectionError:
+        except requests.exceptions.ConnectionError as exc:
+            if not _never_connected(exc):
+                # Reset or closed after the request went out: the server was reached and may be working.
+                raise UpstreamError(
+                    "连接在请求途中被断开，请稍后重试（本次请求可能已计费）。",
+                    "The connection was dropped mid-request; retry later (this call may have been charged).",
+                ) from None
             raise UpstreamError(
                 "无法连接到 API 服务，请检查网络或 PORTRAIT_API_BASE 设置。",
                 "Cannot reach the API; check the network or the PORTRAIT_API_BASE setting.",
@@ -197,12 +206,13 @@ class PortraitClient:
         """Run one generation. A random seed (-1) is drawn here so the result's seed is known."""
         if request.seed == SEED_RANDOM:
             request = request.with_(seed=generate_seed())
-        payload = request.to_payload()
         started = time.monotonic()
         resp = self._post(
             GENERATE_PATH,
             params={"response_format": "url"},
-            json=payload,
+            # Compact UTF-8, byte for byte what portrait.snippets shows (requests' json= adds spaces).
+            data=request.body_bytes(),
+            headers={"Content-Type": "application/json; charset=utf-8"},
             timeout=(self.settings.connect_timeout, self.settings.read_timeout),
         )
         body = _json_or_none(resp)
@@ -293,6 +303,14 @@ def _json_or_none(resp: requests.Response) -> Any:
         return resp.json()
     except (ValueError, RecursionError):  # RecursionError: JSON nested too deep
         return None
+
+
+def _never_connected(exc: requests.exceptions.ConnectionError) -> bool:
+    """True when no connection was made (refused, DNS, TLS or proxy failure): nothing was sent or charged."""
+    if isinstance(exc, (requests.exceptions.SSLError, requests.exceptions.ProxyError)):
+        return True
+    cause = exc.args[0] if exc.args else None
+    return isinstance(getattr(cause, "reason", cause), NewConnectionError)
 
 
 def _retry_after(resp: requests.Response) -> float | None:

@@ -6,6 +6,7 @@ the simulator's validation and the local checks all read from here.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import asdict, dataclass, replace
 from typing import Any
@@ -163,6 +164,10 @@ class PortraitRequest:
             body["gen_mode"] = self.gen_mode
         body["seed"] = str(self.seed)
         return body
+
+    def body_bytes(self) -> bytes:
+        """The JSON body as sent: compact UTF-8 (the bytes the code snippets reproduce)."""
+        return json.dumps(self.to_payload(), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
     def settings_dict(self) -> dict[str, Any]:
         """Every field as a plain dict (for saving and for 'reuse these settings')."""

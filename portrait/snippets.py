@@ -30,9 +30,8 @@ _DATA_URL_PREFIX = "data:image/jpeg;base64,"
 
 
 def request_body(request: PortraitRequest) -> bytes:
-    """The JSON body as bytes: `to_payload()` serialised compactly, non-ASCII kept as UTF-8."""
-    payload = request.to_payload()
-    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    """The JSON body as bytes, exactly as PortraitClient sends it."""
+    return request.body_bytes()
 
 
 def generate_url(api_base: str) -> str:

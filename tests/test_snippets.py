@@ -228,10 +228,6 @@ def test_python_snippet_payload_literal_is_the_payload(prompt):
     assert ast.literal_eval(literal) == request.to_payload()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="client.py sends json= (requests' default separators, ASCII escapes); see the proposed change",
-)
 def test_client_sends_exactly_the_snippet_bytes(settings, proxy, hosted):
     request = PortraitRequest(image_input=hosted, prompt=NASTY, seed=42)
     with _client_via(proxy, settings) as client:
