@@ -8,10 +8,11 @@ after the components it wires. Handlers only translate UI values into library ca
 from __future__ import annotations
 
 import html
+import io
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import gradio as gr
 from gradio import FileData
@@ -37,6 +38,8 @@ from .params import (
     PortraitRequest,
 )
 from .presets import Preset, compose_prompt, find_preset
+from .sheet import SheetResult, is_sheet, run_sheet, sheet_image_for_record, sheet_zip
+from .snippets import snippets_for_record
 from .store import RunRecord
 from .studio import RunOutcome, Studio
 from .ui_text import TEXT, is_chinese, text, translations
@@ -148,6 +151,47 @@ class Fields:
     seed: int
 
 
+T = TypeVar("T")
+
+_STEPS = {
+    "preparing": "progress_preparing",
+    "generating": "progress_generating",
+    "saving": "progress_saving",
+    "done": "progress_done",
+}
+
+
+def _reporter(progress: gr.Progress | None, lang: str) -> Callable[[float, str], None]:
+    """A library progress callback that moves Gradio's progress bar, in the page's language."""
+
+    def report(fraction: float, step: str) -> None:
+        if progress is not None:
+            progress(fraction, desc=text(_STEPS.get(step, "progress_generating"), lang))
+
+    return report
+
+
+def _guard(lang: str, work: Callable[[], T]) -> T:
+    """Run a handler's work: library errors become bilingual gr.Errors, anything else a generic one."""
+    try:
+        return work()
+    except PortraitError as err:
+        raise _error(err, lang) from None
+    except gr.Error:
+        raise
+    except Exception:
+        log.exception("unexpected failure")
+        raise gr.Error(
+            text("unexpected", lang), title=text("error_title", lang), print_exception=False
+        ) from None
+
+
+def _warn_failures(lang: str, errors: Sequence[PortraitError]) -> None:
+    """Say which images of a run failed and why; the finished ones are kept and shown."""
+    reasons = "; ".join(html.escape(err.message("zh" if is_chinese(lang) else "en")) for err in errors)
+    gr.Warning(text("partial", lang).format(n=len(errors)) + reasons)
+
+
 def _error(err: PortraitError, lang: str) -> gr.Error:
     title = text("error_title", lang)
     message = html.escape(err.message("zh" if is_chinese(lang) else "en" if lang else None))
@@ -171,19 +215,20 @@ def _gallery_items(record: RunRecord) -> list[tuple[Image.Image, str]]:
     return items
 
 
-def _run_info(outcome: RunOutcome, lang: str) -> str:
-    record = outcome.record
-    assert record is not None
-    ids = ", ".join(f"`{r.request_id}`" for r in outcome.results if r.request_id)
-    elapsed = outcome.timings.get("total_s", 0.0)
+def _run_info(record: RunRecord, lang: str) -> str:
+    """What a finished run was: count, size, time, seeds, request ids, where it is saved."""
+    meta = record.meta
+    images = meta.get("images", [])
+    ids = ", ".join(f"`{i['request_id']}`" for i in images if i.get("request_id"))
+    sizes = sorted({f"{i.get('width')}×{i.get('height')}" for i in images})
+    elapsed = sum(v for k, v in meta.get("timings", {}).items() if k != "total_s")
     parts = [
-        f"**{text('done', lang)}** · {len(record.image_paths)} × {record.meta['request']['width']}×"
-        f"{record.meta['request']['height']} · {elapsed:.1f} s",
-        f"seed: {', '.join(str(r.seed) for r in outcome.results)}",
+        f"**{text('done', lang)}** · {len(images)} × {', '.join(sizes)} · {elapsed:.1f} s",
+        f"seed: {', '.join(str(i.get('seed')) for i in images)}",
         f"request_id: {ids or '—'}",
         f"📁 `{record.path}`",
     ]
-    if record.meta.get("simulated"):
+    if meta.get("simulated"):
         parts.insert(0, f"🧪 **{text('simulated_tag', lang)}**")
     return "\n\n".join(parts)
 
@@ -250,18 +295,10 @@ class PortraitUI:
         With a visitor's own key (when the owner allows it) the owner's limits do not apply and
         the key is used for this call only: never stored, logged or shown.
         """
-        steps = {
-            "preparing": "progress_preparing",
-            "generating": "progress_generating",
-            "saving": "progress_saving",
-            "done": "progress_done",
-        }
+        report = _reporter(progress, lang)
+        own = bool(user_key.strip()) and self.user_keys
 
-        def report(fraction: float, step: str) -> None:
-            if progress is not None:
-                progress(fraction, desc=text(steps.get(step, "progress_generating"), lang))
-
-        try:
+        def work() -> RunOutcome:
             if not image:
                 raise InvalidInputError(*TEXT["no_photo"])
             portrait_request = PortraitRequest(
@@ -274,51 +311,53 @@ class PortraitUI:
                 gen_mode=fields.gen_mode,
                 seed=fields.seed,
             )
-            meta = {"preset": fields.preset, **(extra or {})}
-            outcome = self._run_within_limits(
-                image, portrait_request, variations, meta, report, request, user_key.strip()
+            meta = {"preset": fields.preset, **(extra or {}), **({"own_key": True} if own else {})}
+            return self._spend(
+                int(variations),
+                request,
+                user_key,
+                lambda client: self.studio.run(
+                    image,
+                    portrait_request,
+                    variations=variations,
+                    extra=meta,
+                    on_progress=report,
+                    client=client,
+                ),
+                lambda outcome: len(outcome.results),
             )
-        except PortraitError as err:
-            raise _error(err, lang) from None
-        except Exception:
-            log.exception("unexpected failure in generate")
-            raise gr.Error(
-                text("unexpected", lang), title=text("error_title", lang), print_exception=False
-            ) from None
+
+        outcome = _guard(lang, work)
         if outcome.failures:
-            reasons = "; ".join(
-                err.message("zh" if is_chinese(lang) else "en") for _, err in outcome.failures
-            )
-            gr.Warning(text("partial", lang).format(n=len(outcome.failures)) + reasons)
+            _warn_failures(lang, [err for _, err in outcome.failures])
         return outcome
 
-    def _run_within_limits(
+    def _spend(
         self,
-        image: str,
-        portrait_request: PortraitRequest,
-        variations: int,
-        meta: dict[str, Any],
-        report: Any,
+        count: int,
         request: gr.Request | None,
         user_key: str,
-    ) -> RunOutcome:
-        run = self.studio.run
+        work: Callable[[PortraitClient | None], T],
+        used: Callable[[T], int],
+    ) -> T:
+        """Run `work` with the visitor's own key, or on the owner's key within the limits.
+
+        `count` images are reserved before any call; what was not generated is given back.
+        """
+        user_key = user_key.strip()
         if user_key and self.user_keys:
             with PortraitClient(self.studio.settings, api_key=user_key) as own:
-                meta = {**meta, "own_key": True}
-                return run(
-                    image, portrait_request, variations=variations, extra=meta, on_progress=report, client=own
-                )
+                return work(own)
         if not self.limiter.enabled:
-            return run(image, portrait_request, variations=variations, extra=meta, on_progress=report)
-        reservation = self.limiter.reserve(_visitor(request), int(variations))
-        used = 0
+            return work(None)
+        reservation = self.limiter.reserve(_visitor(request), count)
+        spent = 0
         try:
-            outcome = run(image, portrait_request, variations=variations, extra=meta, on_progress=report)
-            used = len(outcome.results)
-            return outcome
+            result = work(None)
+            spent = used(result)
+            return result
         finally:
-            self.limiter.release(reservation, used)
+            self.limiter.release(reservation, spent)
 
     # -- the page ------------------------------------------------------------------------
 
@@ -352,11 +391,14 @@ class PortraitUI:
         last_seed = outcome.results[0].seed
         return (
             _gallery_items(record),
-            _run_info(outcome, lang),
+            _run_info(record, lang),
             record.id,
             gr.update(value=f"{text('seed_last', lang)}: {last_seed}", visible=True),
             last_seed,
             self.history_table(lang),
+            gr.update(value=None, visible=False),
+            gr.update(value=[str(p) for p in record.image_paths], visible=True),
+            *self.code_for(record, request),
         )
 
     def on_photo(self, image: str | None, lang: str) -> tuple[Any, str]:
@@ -406,7 +448,7 @@ class PortraitUI:
         """Put every field of a saved run back on the page, seed included."""
         record = self.studio.store.get(run_id or "")
         if record is None:
-            return tuple(gr.update() for _ in range(12))
+            return tuple(gr.update() for _ in range(14))
         req = record.meta.get("request", {})
         images = record.meta.get("images", [])
         seed = images[0]["seed"] if images else req.get("seed", SEED_RANDOM)
@@ -435,15 +477,115 @@ class PortraitUI:
         records = self.studio.store.list(HISTORY_LIMIT)
         return gr.update(value=_history_rows(records, self.presets, lang), headers=_history_headers(lang))
 
-    def on_history_select(self, table: Any, evt: gr.SelectData) -> tuple[list[tuple[str, str]], str]:
-        """Selecting a history row shows its images and remembers it for 'reuse'."""
+    def on_history_select(
+        self, table: Any, lang: str, evt: gr.SelectData, request: gr.Request
+    ) -> tuple[Any, ...]:
+        """Selecting a history row shows its images and its request as code, and remembers it for 'reuse'."""
         row = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
         try:
             run_id = str(table.iloc[row, -1]) if hasattr(table, "iloc") else str(table[row][-1])
         except (IndexError, KeyError, TypeError, ValueError):
-            return [], ""
+            run_id = ""
         record = self.studio.store.get(run_id)
-        return (_gallery_items(record) if record else []), run_id
+        if record is None:
+            return [], "", *(gr.update() for _ in range(3))
+        items = _gallery_items(record)
+        if is_sheet(record):
+            sheet = Image.open(io.BytesIO(sheet_image_for_record(record, "zh" if is_chinese(lang) else "en")))
+            items.insert(0, (sheet, text("sheet_image", lang)))
+        return items, run_id, *self.code_for(record, request)
+
+    def code_for(self, record: RunRecord, request: gr.Request | None) -> tuple[str, str, str]:
+        """curl, Python and gradio_client code that repeat the run's first request exactly."""
+        try:
+            snips = snippets_for_record(record, app_url=_app_url(request))
+        except (PortraitError, IndexError, KeyError, ValueError, OSError):
+            log.warning("no snippets for run %s", record.id, exc_info=True)
+            return "", "", ""
+        return snips.curl, snips.python, snips.gradio or ""
+
+    # -- style sheets ----------------------------------------------------------------------
+
+    def sheet(
+        self,
+        image: str | None,
+        idea: str,
+        styles: Sequence[str],
+        base: dict[str, Any],
+        lang: str,
+        progress: gr.Progress | None,
+        request: gr.Request | None,
+        user_key: str = "",
+    ) -> SheetResult:
+        """One photo in every chosen style, within the limits; failed styles are explained, not fatal."""
+        report = _reporter(progress, lang)
+
+        def work() -> SheetResult:
+            if not image:
+                raise InvalidInputError(*TEXT["no_photo"])
+            chosen = [find_preset(self.presets, key) for key in styles if key]
+            if not chosen:
+                raise InvalidInputError(*TEXT["sheet_pick"])
+            request_base = PortraitRequest(**base)
+            return self._spend(
+                len(chosen),
+                request,
+                user_key,
+                lambda client: run_sheet(
+                    self.studio,
+                    image,
+                    chosen,
+                    user_prompt=idea or "",
+                    base=request_base,
+                    on_progress=report,
+                    lang="both",
+                    client=client,
+                ),
+                lambda result: sum(1 for cell in result.cells if cell.ok),
+            )
+
+        result = _guard(lang, work)
+        if result.failures:
+            _warn_failures(lang, [cell.error for cell in result.failures if cell.error is not None])
+        return result
+
+    def on_sheet(
+        self,
+        image: str | None,
+        url: str,
+        idea: str,
+        styles: list[str],
+        gpen: float,
+        skin: float,
+        skin_unifi: float,
+        gen_mode: str,
+        seed: float,
+        user_key: str,
+        lang: str,
+        request: gr.Request,
+        progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio's documented way to ask for progress
+    ) -> tuple[Any, ...]:
+        """The page's 'style sheet' button."""
+        source = image or _url_only((url or "").strip(), lang) or None
+        base = {"gpen": gpen, "skin": skin, "skin_unifi": skin_unifi, "gen_mode": gen_mode, "seed": seed}
+        result = self.sheet(source, idea, styles, base, lang, progress, request, user_key)
+        record = result.record
+        names = {c.preset_id: c.name("zh" if is_chinese(lang) else "en") for c in result.cells}
+        items = [
+            (img, f"{names.get(item.get('preset'), '')} · {caption}")
+            for (img, caption), item in zip(_gallery_items(record), record.meta.get("images", []))
+        ]
+        zip_path = record.path / f"sheet-{record.id}.zip"
+        sheet_zip(result, zip_path)
+        return (
+            items,
+            _run_info(record, lang),
+            record.id,
+            gr.update(value=Image.open(io.BytesIO(result.sheet_png)), visible=True),
+            gr.update(value=[str(record.path / record.meta["sheet_file"]), str(zip_path)], visible=True),
+            self.history_table(lang),
+            *self.code_for(record, request),
+        )
 
     # -- the API endpoint ----------------------------------------------------------------
 
@@ -469,11 +611,8 @@ class PortraitUI:
         Returns the saved images and the run's record (seeds, request ids, timings, settings).
         """
         lang = _request_lang(request)
-        if isinstance(image, str):
-            # A string from a caller is a URL, never a path on this server.
-            source = _url_only(image.strip(), lang)
-        else:
-            source = image.get("path") if isinstance(image, dict) else getattr(image, "path", None)
+        # A string from a caller is a URL, never a path on this server.
+        source = _url_only(image.strip(), lang) if isinstance(image, str) else _upload_path(image)
         try:
             chosen = find_preset(self.presets, preset) if preset else None
         except PortraitError as err:
@@ -501,6 +640,61 @@ class PortraitUI:
         assert record is not None
         files = [FileData(path=str(p), orig_name=p.name) for p in record.image_paths]
         return files, _public_record(record, outcome)
+
+    def api_sheet(
+        self,
+        image: FileData | str,
+        presets: str = "all",
+        prompt: str = "",
+        gpen: float | None = None,
+        skin: float | None = None,
+        skin_unifi: float | None = None,
+        gen_mode: str = "",
+        seed: int = SEED_RANDOM,
+        request: gr.Request = None,  # type: ignore[assignment]
+    ) -> tuple[FileData, FileData, dict]:
+        """One photo in many styles: `presets` is "all" or comma-separated ids from presets.yaml.
+
+        Returns the labelled sheet (PNG), a ZIP of every full-size image with a manifest, and the
+        run's record. Styles that failed are listed with their reason; the others are kept.
+        """
+        lang = _request_lang(request)
+        source = _url_only(image.strip(), lang) if isinstance(image, str) else _upload_path(image)
+        keys = [p.id for p in self.presets] if presets.strip().lower() in ("", "all") else presets.split(",")
+        base = {
+            "gpen": STRENGTH_DEFAULTS["gpen"] if gpen is None else gpen,
+            "skin": STRENGTH_DEFAULTS["skin"] if skin is None else skin,
+            "skin_unifi": STRENGTH_DEFAULTS["skin_unifi"] if skin_unifi is None else skin_unifi,
+            "gen_mode": gen_mode or AUTO,
+            "seed": seed,
+        }
+        result = self.sheet(source, prompt, [k.strip() for k in keys], base, lang, None, request)
+        record = result.record
+        zip_path = record.path / f"sheet-{record.id}.zip"
+        sheet_zip(result, zip_path)
+        sheet_path = record.path / record.meta["sheet_file"]
+        meta = {k: v for k, v in record.meta.items() if k != "responses"}
+        meta["run_dir"] = str(record.path)
+        return (
+            FileData(path=str(sheet_path), orig_name=sheet_path.name),
+            FileData(path=str(zip_path), orig_name=zip_path.name),
+            meta,
+        )
+
+
+def _upload_path(image: Any) -> str | None:
+    """The server-side path of a file the caller uploaded through Gradio."""
+    return image.get("path") if isinstance(image, dict) else getattr(image, "path", None)
+
+
+def _app_url(request: gr.Request | None) -> str | None:
+    """The URL this visitor reached the app at (for the gradio_client snippet)."""
+    if request is None:
+        return None
+    try:
+        return str(request.request.base_url)
+    except AttributeError:
+        return None
 
 
 def _url_only(url: str, lang: str) -> str:
@@ -680,6 +874,18 @@ def build_demo(studio: Studio, presets: Sequence[Preset]) -> gr.Blocks:
                             seed_last = gr.Button(
                                 t("seed_last"), size="sm", scale=1, visible=False, elem_id="seed-last"
                             )
+                        with gr.Accordion(t("sheet_title"), open=False, elem_id="sheet-box"):
+                            gr.Markdown(t("sheet_help"))
+                            sheet_styles = gr.CheckboxGroup(
+                                choices=_preset_choices(presets),
+                                value=[],
+                                label=t("style"),
+                                elem_id="sheet-styles",
+                            )
+                            with gr.Row():
+                                sheet_all = gr.Button(t("sheet_all"), size="sm", elem_id="sheet-all")
+                                sheet_none = gr.Button(t("sheet_none"), size="sm", elem_id="sheet-none")
+                            sheet_go = gr.Button(t("sheet_go"), variant="secondary", elem_id="sheet-btn")
 
                     # ---- right: the portraits ----
                     with gr.Column(scale=6):
@@ -695,6 +901,23 @@ def build_demo(studio: Studio, presets: Sequence[Preset]) -> gr.Blocks:
                         )
                         run_info = gr.Markdown(t("run_info_empty"), elem_id="run-info")
                         reuse = gr.Button(t("reuse"), size="sm", elem_id="reuse")
+                        sheet_image = gr.Image(
+                            label=t("sheet_image"),
+                            format="png",
+                            interactive=False,
+                            visible=False,
+                            elem_id="sheet-image",
+                        )
+                        downloads = gr.File(label=t("downloads"), visible=False, elem_id="downloads")
+                        with gr.Accordion(t("code_title"), open=False, elem_id="code-box"):
+                            gr.Markdown(t("code_help"))
+                            code_curl = gr.Code(label="curl", language="shell", elem_id="code-curl")
+                            code_python = gr.Code(
+                                label="Python · requests", language="python", elem_id="code-python"
+                            )
+                            code_gradio = gr.Code(
+                                label="gradio_client", language="python", elem_id="code-gradio"
+                            )
 
             with gr.Tab(t("tab_history"), id="history") as history_tab:
                 with gr.Row():
@@ -737,14 +960,16 @@ def build_demo(studio: Studio, presets: Sequence[Preset]) -> gr.Blocks:
             variations,
         ]
 
+        codes = [code_curl, code_python, code_gradio]
         photo.upload(ui.on_photo, [photo, lang], [sent, sent_note], js=WITH_LANG_JS, **private)
         photo.change(
             lambda p: (None, "") if not p else (gr.update(), gr.update()), photo, [sent, sent_note], **private
         )
         style_outputs = [prompt, style_note, aspect, width, height, *strength.values(), gen_mode]
-        style.change(ui.on_style, [style, idea, lang], style_outputs, js=WITH_LANG_JS, **private)
-        idea.change(ui.on_idea, [style, idea], prompt, **private)
-        aspect.change(ui.on_aspect, aspect, [width, height], **private)
+        # .input (not .change): only a person's choice applies a style; "reuse" restores values as saved.
+        style.input(ui.on_style, [style, idea, lang], style_outputs, js=WITH_LANG_JS, **private)
+        idea.input(ui.on_idea, [style, idea], prompt, **private)
+        aspect.input(ui.on_aspect, aspect, [width, height], **private)
         seed_random.click(lambda: SEED_RANDOM, None, seed, **private)
         seed_last.click(lambda s: s, last_seed, seed, **private)
         go.click(
@@ -763,7 +988,7 @@ def build_demo(studio: Studio, presets: Sequence[Preset]) -> gr.Blocks:
                 user_key,
                 lang,
             ],
-            [gallery, run_info, run_id, seed_last, last_seed, history],
+            [gallery, run_info, run_id, seed_last, last_seed, history, sheet_image, downloads, *codes],
             js=WITH_LANG_JS,
             concurrency_id="upstream",
             concurrency_limit=settings.concurrency,
@@ -775,7 +1000,24 @@ def build_demo(studio: Studio, presets: Sequence[Preset]) -> gr.Blocks:
         )
         refresh.click(ui.history_table, lang, history, js=WITH_LANG_JS, **private)
         history_tab.select(ui.history_table, lang, history, js=WITH_LANG_JS, **private)
-        history.select(ui.on_history_select, history, [history_gallery, history_run_id], **private)
+        history.select(
+            ui.on_history_select,
+            [history, lang],
+            [history_gallery, history_run_id, *codes],
+            js=WITH_LANG_JS,
+            **private,
+        )
+        sheet_all.click(lambda: [p.id for p in presets], None, sheet_styles, **private)
+        sheet_none.click(lambda: [], None, sheet_styles, **private)
+        sheet_go.click(
+            ui.on_sheet,
+            [photo, photo_url, idea, sheet_styles, *strength.values(), gen_mode, seed, user_key, lang],
+            [gallery, run_info, run_id, sheet_image, downloads, history, *codes],
+            js=WITH_LANG_JS,
+            concurrency_id="upstream",
+            concurrency_limit=settings.concurrency,
+            **private,
+        )
         demo.load(ui.history_table, lang, history, js=WITH_LANG_JS, **private)
 
         gr.api(
@@ -783,5 +1025,8 @@ def build_demo(studio: Studio, presets: Sequence[Preset]) -> gr.Blocks:
             api_name="generate",
             concurrency_id="upstream",
             concurrency_limit=settings.concurrency,
+        )
+        gr.api(
+            ui.api_sheet, api_name="sheet", concurrency_id="upstream", concurrency_limit=settings.concurrency
         )
     return demo

@@ -79,6 +79,26 @@ TEXT: dict[str, tuple[str, str]] = {
         "With your own key this app's limits do not apply.",
     ),
     "generate": ("✨ 生成写真", "✨ Generate portraits"),
+    "sheet_title": ("🗂 风格对照：一张照片，多种风格", "🗂 Style sheet: one photo in many styles"),
+    "sheet_help": (
+        "勾选风格，一键用同一张照片、同一个种子生成每种风格，结果拼成一张带标签的对照图，可下载 PNG 和含全部原图的 ZIP。"
+        "使用上面的照片、你的描述和修饰设置；尺寸取各风格的推荐值。",
+        "Tick styles and render the photo in each of them with one seed, as one labelled sheet you can "
+        "download as PNG, plus a ZIP of every full-size image. Uses the photo, your idea and the "
+        "retouching settings above; sizes come from each style.",
+    ),
+    "sheet_all": ("全选", "Select all"),
+    "sheet_none": ("清空", "Clear"),
+    "sheet_go": ("🗂 生成风格对照图", "🗂 Generate style sheet"),
+    "sheet_pick": ("请至少勾选一个风格。", "Tick at least one style."),
+    "sheet_image": ("风格对照图", "Style sheet"),
+    "downloads": ("下载", "Downloads"),
+    "code_title": ("</> 以代码复现这次请求", "</> This request as code"),
+    "code_help": (
+        "与实际发送的请求逐字节相同（含实际使用的种子和照片网址）；密钥写作 $AI302_API_KEY。",
+        "Byte for byte the request that was sent (with the seed and photo URL actually used); "
+        "the key is written as $AI302_API_KEY.",
+    ),
     "results": ("生成结果", "Portraits"),
     "run_info_empty": (
         "结果会显示在这里，并自动保存到输出文件夹。",

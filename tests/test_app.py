@@ -187,7 +187,7 @@ def test_chinese_caller_gets_chinese_message(app, sim, upload):
 
 def test_helper_events_are_not_on_the_api_page(gclient):
     endpoints = gclient.view_api(return_format="dict")["named_endpoints"]
-    assert list(endpoints) == ["/generate"]
+    assert sorted(endpoints) == ["/generate", "/sheet"]
     names = [p["parameter_name"] for p in endpoints["/generate"]["parameters"]]
     assert names == [
         "image",
@@ -235,3 +235,21 @@ def test_saved_record_has_no_key_and_lists_settings(app, gclient, upload):
     text = (Path(record["run_dir"]) / "run.json").read_text(encoding="utf-8")
     assert TEST_KEY not in text
     assert json.loads(text)["request"]["prompt"] == "x"
+
+
+def test_sheet_endpoint_returns_sheet_zip_and_explains_a_failed_style(gclient, sim, upload):
+    import zipfile
+
+    sim.configure(fault="model:50511", fault_count=1)
+    sheet, archive, record = gclient.predict(
+        image=upload, presets="studio,anime,hanfu", prompt="微笑", api_name="/sheet"
+    )
+    with Image.open(sheet) as img:
+        assert img.format == "PNG"
+    with zipfile.ZipFile(archive) as zf:
+        names = zf.namelist()
+        assert "manifest.json" in names and "sheet.png" in names
+        assert sum(n.endswith(".jpg") and n != "input.jpg" for n in names) == 2
+    statuses = sorted(c["status"] for c in record["cells"])
+    assert len(statuses) == 3 and statuses.count("failed") == 1
+    assert sim.generation_count == 3
