@@ -224,7 +224,7 @@ def _run_info(record: RunRecord, lang: str) -> str:
     elapsed = sum(v for k, v in meta.get("timings", {}).items() if k != "total_s")
     parts = [
         f"**{text('done', lang)}** · {len(images)} × {', '.join(sizes)} · {elapsed:.1f} s",
-        f"seed: {', '.join(str(i.get('seed')) for i in images)}",
+        f"seed: {', '.join(dict.fromkeys(str(i.get('seed')) for i in images))}",
         f"request_id: {ids or '—'}",
         f"📁 `{record.path}`",
     ]
