@@ -10,9 +10,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import requests
+import urllib3
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import InvalidInputError, PhotoError, ResultFetchError
@@ -23,6 +24,7 @@ MAX_PIXELS = 64_000_000
 MIN_EDGE = 64
 JPEG_QUALITY = 92
 FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
+MAX_REDIRECTS = 3  # result downloads: hops followed, each checked like the first URL
 
 PhotoSource = str | Path | bytes | Image.Image | BinaryIO
 
@@ -234,23 +236,38 @@ def fetch_image(
     timeout: float,
     allowed_hosts: frozenset[str] = frozenset(),
 ) -> bytes:
-    """Download one result image: http(s) only, public hosts (or allowed ones), capped, verified."""
-    if not is_http_url(url) or not _host_allowed(url, allowed_hosts):
-        raise ResultFetchError(detail="refused URL")
+    """Download one result image: http(s) only, public hosts (or allowed ones), capped, verified.
+
+    Redirects are followed by hand (at most MAX_REDIRECTS) and every hop is checked like the
+    first URL, so a public host cannot bounce the download to a private address. The body is
+    read one socket read at a time, so `timeout` bounds the whole download even when the
+    server trickles bytes.
+    """
     deadline = time.monotonic() + timeout
     try:
-        with session.get(url, timeout=timeout, stream=True) as resp:
-            if resp.status_code != 200:
-                raise ResultFetchError(http_status=resp.status_code, detail=f"HTTP {resp.status_code}")
-            chunks, total = [], 0
-            for chunk in resp.iter_content(64 * 1024):
-                total += len(chunk)
-                if total > max_bytes:
-                    raise ResultFetchError(detail="image too large")
-                if time.monotonic() > deadline:
-                    raise ResultFetchError(detail="download too slow")
-                chunks.append(chunk)
-    except requests.RequestException as exc:
+        for _ in range(MAX_REDIRECTS + 1):
+            if not is_http_url(url) or not _host_allowed(url, allowed_hosts):
+                raise ResultFetchError(detail="refused URL")
+            resp = session.get(url, timeout=timeout, stream=True, allow_redirects=False)
+            if resp.is_redirect:
+                resp.close()
+                url = urljoin(url, resp.headers["Location"])
+                continue
+            with resp:
+                if resp.status_code != 200:
+                    raise ResultFetchError(http_status=resp.status_code, detail=f"HTTP {resp.status_code}")
+                chunks, total = [], 0
+                while chunk := resp.raw.read1(64 * 1024, decode_content=True):
+                    total += len(chunk)
+                    if total > max_bytes:
+                        raise ResultFetchError(detail="image too large")
+                    if time.monotonic() > deadline:
+                        raise ResultFetchError(detail="download too slow")
+                    chunks.append(chunk)
+            break
+        else:
+            raise ResultFetchError(detail="too many redirects")
+    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
         raise ResultFetchError(detail=type(exc).__name__) from None
     data = b"".join(chunks)
     try:
