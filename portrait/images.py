@@ -21,6 +21,8 @@ from .errors import InvalidInputError, PhotoError, ResultFetchError
 # Pixels we agree to decode. A 12-MP phone photo is 12e6; 64e6 leaves room for
 # 8K panoramas while refusing decompression bombs before a byte is decoded.
 MAX_PIXELS = 64_000_000
+# Formats other than JPEG are decoded at full size: keep their peak memory bounded.
+MAX_PIXELS_FULL_DECODE = 40_000_000
 MIN_EDGE = 64
 JPEG_QUALITY = 92
 FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
@@ -107,6 +109,14 @@ def _open(data: bytes) -> Image.Image:
             "This is not an image we can read; upload a JPEG, PNG or WebP photo.",
         ) from None
     _check_pixels(img.size)
+    w, h = img.size
+    if img.format != "JPEG" and w * h > MAX_PIXELS_FULL_DECODE:
+        # Only JPEG can be decoded at a reduced scale; others are decoded whole, 4 bytes a pixel.
+        raise PhotoError(
+            f"这张 {img.format} 照片太大（{w}×{h}），请换成 JPEG 或不超过 {MAX_PIXELS_FULL_DECODE // 1_000_000} 百万像素。",
+            f"This {img.format} photo is too large ({w}×{h}); use a JPEG or one under "
+            f"{MAX_PIXELS_FULL_DECODE // 1_000_000} megapixels.",
+        )
     return img
 
 

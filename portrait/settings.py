@@ -56,6 +56,7 @@ class Settings:
     per_visitor_hourly: int = 0
     daily_cap: int = 0
     allow_user_key: bool = False
+    trusted_proxies: int = 0
     simulator_latency: float = 1.5
     simulator_port: int = 0
 
@@ -88,6 +89,7 @@ class Settings:
             per_visitor_hourly=max(0, _int(env, "PORTRAIT_VISITOR_HOURLY_LIMIT", 0)),
             daily_cap=max(0, _int(env, "PORTRAIT_DAILY_CAP", 0)),
             allow_user_key=env.get("PORTRAIT_ALLOW_USER_KEY", "").strip().lower() in ("1", "true", "yes"),
+            trusted_proxies=max(0, _int(env, "PORTRAIT_TRUSTED_PROXIES", 0)),
             simulator_latency=_float(env, "PORTRAIT_SIM_LATENCY", cls.simulator_latency),
             simulator_port=_int(env, "PORTRAIT_SIM_PORT", 0),
         )

@@ -11,6 +11,7 @@ import json
 import os
 import secrets
 import shutil
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -95,6 +96,21 @@ class RunStore:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         return RunRecord(final, meta)
+
+    def remove_partial(self, older_than: float = 3600.0) -> int:
+        """Delete unfinished run folders left by a crash (only old ones: another process may be writing)."""
+        if not self.root.is_dir():
+            return 0
+        cutoff = time.time() - older_than
+        removed = 0
+        for path in self.root.glob(f"{TMP_PREFIX}*"):
+            try:
+                if path.is_dir() and path.stat().st_mtime < cutoff:
+                    shutil.rmtree(path, ignore_errors=True)
+                    removed += 1
+            except OSError:
+                continue
+        return removed
 
     def list(self, limit: int | None = None) -> list[RunRecord]:
         """Saved runs, newest first. Unfinished or unreadable folders are skipped."""

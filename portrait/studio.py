@@ -90,6 +90,7 @@ class Studio:
     def open(cls, settings: Settings | None = None) -> Studio:
         """A studio for these settings; with no key, start the simulator and point at it."""
         settings = settings or Settings.from_env()
+        RunStore(settings.output_dir).remove_partial()
         if not settings.offline:
             return cls(settings)
         from .simulator import Simulator

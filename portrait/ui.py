@@ -188,13 +188,15 @@ def _guard(lang: str, work: Callable[[], T]) -> T:
 
 def _warn_failures(lang: str, errors: Sequence[PortraitError]) -> None:
     """Say which images of a run failed and why; the finished ones are kept and shown."""
-    reasons = "; ".join(html.escape(err.message("zh" if is_chinese(lang) else "en")) for err in errors)
+    reasons = "; ".join(
+        html.escape(err.message("zh" if is_chinese(lang) else "en"), quote=False) for err in errors
+    )
     gr.Warning(text("partial", lang).format(n=len(errors)) + reasons)
 
 
 def _error(err: PortraitError, lang: str) -> gr.Error:
     title = text("error_title", lang)
-    message = html.escape(err.message("zh" if is_chinese(lang) else "en" if lang else None))
+    message = html.escape(err.message("zh" if is_chinese(lang) else "en" if lang else None), quote=False)
     return gr.Error(message, title=title, print_exception=False)
 
 
@@ -350,7 +352,7 @@ class PortraitUI:
                 return work(own)
         if not self.limiter.enabled:
             return work(None)
-        reservation = self.limiter.reserve(_visitor(request), count)
+        reservation = self.limiter.reserve(_visitor(request, self.studio.settings.trusted_proxies), count)
         spent = 0
         try:
             result = work(None)
@@ -714,14 +716,19 @@ def _public_record(record: RunRecord, outcome: RunOutcome) -> dict[str, Any]:
     return meta
 
 
-def _visitor(request: gr.Request | None) -> str:
-    """Who is asking: the login name, else the first forwarded address, else the peer address."""
+def _visitor(request: gr.Request | None, trusted_proxies: int = 0) -> str:
+    """Who is asking: the login name, else the address seen by the first proxy we trust, else the peer."""
     if request is None:
         return "anonymous"
     if getattr(request, "username", None):
         return f"user:{request.username}"
-    forwarded = (request.headers.get("x-forwarded-for") or "").split(",")[0].strip()
-    host = forwarded or (request.client.host if request.client else "")
+    host = request.client.host if request.client else ""
+    if trusted_proxies > 0:
+        # Behind N proxies we trust (a Space has one), the client is the N-th address from the
+        # right of X-Forwarded-For; entries further left are whatever the visitor sent.
+        hops = [h.strip() for h in (request.headers.get("x-forwarded-for") or "").split(",") if h.strip()]
+        if len(hops) >= trusted_proxies:
+            host = hops[-trusted_proxies]
     return f"ip:{host or 'unknown'}"
 
 

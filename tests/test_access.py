@@ -78,6 +78,29 @@ def test_visitor_limit_applies_through_the_endpoint(settings, sim, photo_path):
         studio.close()
 
 
+@pytest.mark.parametrize("trusted_proxies", [0, 1])
+def test_forged_forwarded_for_does_not_reset_the_visitor_limit(
+    settings, sim, photo_path, monkeypatch, trusted_proxies
+):
+    # As on a public server: uvicorn trusts no proxy headers from the peer itself.
+    monkeypatch.setenv("FORWARDED_ALLOW_IPS", "")
+    demo, studio, url = launch(settings.with_(per_visitor_hourly=1, trusted_proxies=trusted_proxies))
+    try:
+        # Behind one trusted proxy the proxy appends the real address last; the visitor controls the rest.
+        real = {"X-Forwarded-For": "198.51.100.7"} if trusted_proxies else {}
+        Client(url, verbose=False, headers=real).predict(
+            image=handle_file(str(photo_path)), api_name="/generate"
+        )
+        forged_chain = "203.0.113.9" + (", 198.51.100.7" if trusted_proxies else "")
+        forged = Client(url, verbose=False, headers={"X-Forwarded-For": forged_chain})
+        with pytest.raises(AppError, match="hourly limit"):
+            forged.predict(image=handle_file(str(photo_path)), api_name="/generate")
+        assert sim.generation_count == 1
+    finally:
+        demo.close(verbose=False)
+        studio.close()
+
+
 def test_login_is_required_when_configured(settings, sim):
     demo, studio, url = launch(settings.with_(auth="owner:s3cret-pass"))
     try:

@@ -295,3 +295,18 @@ def test_partial_failure_keeps_the_finished_variations(settings, client, sim, ph
     assert len(outcome.record.image_paths) == 3
     saved = json.loads((outcome.record.path / "run.json").read_text())
     assert saved["failures"][0]["error"]["code"] == 50511
+
+
+def test_leftover_partial_runs_are_cleaned_but_fresh_ones_kept(settings, tmp_path):
+    import os
+
+    from portrait.store import RunStore
+
+    store = RunStore(settings.output_dir)
+    old, fresh = settings.output_dir / ".tmp-old", settings.output_dir / ".tmp-fresh"
+    for path in (old, fresh):
+        path.mkdir(parents=True)
+        (path / "01-seed1.jpg").write_bytes(b"half")
+    os.utime(old, (time.time() - 7200, time.time() - 7200))
+    assert store.remove_partial() == 1
+    assert not old.exists() and fresh.exists() and store.list() == []

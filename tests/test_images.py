@@ -113,3 +113,11 @@ def test_output_fits_the_byte_limit_even_for_noisy_photos():
     noisy = Image.effect_noise((2048, 2048), 120).convert("RGB")
     prepared = prepare_photo(noisy, max_bytes=600_000)
     assert len(prepared.jpeg) <= 600_000
+
+
+def test_huge_non_jpeg_is_refused_to_bound_memory():
+    buf = io.BytesIO()
+    Image.new("1", (7000, 7000)).save(buf, "PNG")  # 49 MP: would be decoded whole
+    with pytest.raises(PhotoError) as info:
+        prepare_photo(buf.getvalue())
+    assert "use a JPEG" in info.value.en
