@@ -5,6 +5,7 @@ AI302_API_KEY), build the page, launch. `demo` stays at module level for Spaces 
 `gradio app.py` reloads.
 """
 
+import logging
 import os
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -16,6 +17,7 @@ from portrait.studio import Studio  # noqa: E402
 from portrait.ui import build_demo, launch_kwargs, queue_kwargs  # noqa: E402
 
 settings = Settings.from_env()
+logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 try:
     presets = load_presets(settings.presets_path)
 except PresetFileError as err:

@@ -57,6 +57,7 @@ class Settings:
     daily_cap: int = 0
     allow_user_key: bool = False
     trusted_proxies: int = 0
+    log_level: str = "INFO"
     simulator_latency: float = 1.5
     simulator_port: int = 0
 
@@ -89,6 +90,7 @@ class Settings:
             per_visitor_hourly=max(0, _int(env, "PORTRAIT_VISITOR_HOURLY_LIMIT", 0)),
             daily_cap=max(0, _int(env, "PORTRAIT_DAILY_CAP", 0)),
             allow_user_key=env.get("PORTRAIT_ALLOW_USER_KEY", "").strip().lower() in ("1", "true", "yes"),
+            log_level=env.get("PORTRAIT_LOG_LEVEL", "INFO").strip().upper() or "INFO",
             trusted_proxies=max(0, _int(env, "PORTRAIT_TRUSTED_PROXIES", 0)),
             simulator_latency=_float(env, "PORTRAIT_SIM_LATENCY", cls.simulator_latency),
             simulator_port=_int(env, "PORTRAIT_SIM_PORT", 0),
