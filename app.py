@@ -5,10 +5,28 @@ AI302_API_KEY), build the page, launch. `demo` stays at module level for Spaces 
 `gradio app.py` reloads.
 """
 
+import ctypes
 import logging
 import os
+import sys
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+
+def _limit_malloc_arenas() -> None:
+    """Cap glibc's per-thread malloc arenas (as MALLOC_ARENA_MAX=2 would).
+
+    Image buffers freed by worker threads otherwise stay in per-thread pools; under load this
+    keeps peak memory ~40 % lower (docs/benchmarks.md, section 5).
+    """
+    if sys.platform.startswith("linux") and "MALLOC_ARENA_MAX" not in os.environ:
+        try:
+            ctypes.CDLL("libc.so.6").mallopt(-8, 2)  # M_ARENA_MAX
+        except (OSError, AttributeError):
+            pass
+
+
+_limit_malloc_arenas()
 
 from portrait.errors import PresetFileError  # noqa: E402 - analytics must be off before Gradio loads
 from portrait.presets import load_presets  # noqa: E402

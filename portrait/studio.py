@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextvars
 import io
 import logging
+import os
 import random
 import threading
 import time
@@ -33,6 +34,7 @@ log = logging.getLogger("portrait.studio")
 OFFLINE_KEY = "offline-simulator"
 
 ProgressFn = Callable[[float, str], None]
+PREPARED_CACHE_SIZE = 8
 
 
 @dataclass
@@ -45,6 +47,17 @@ class RunOutcome:
     image_input: str
     photo: PreparedPhoto | None = None
     timings: dict[str, float] = field(default_factory=dict)
+
+
+def _file_key(source: object) -> tuple[str, int, int] | None:
+    """(path, size, mtime) of a photo file, or None for anything that is not a readable file."""
+    if not isinstance(source, (str, os.PathLike)):
+        return None
+    try:
+        st = os.stat(source)
+    except (OSError, ValueError):
+        return None
+    return os.fspath(source), st.st_size, st.st_mtime_ns
 
 
 def variation_seeds(seed: int, count: int) -> list[int]:
@@ -85,6 +98,8 @@ class Studio:
         self.store = RunStore(settings.output_dir)
         # Bounds concurrent upstream calls across every visitor and every feature.
         self._upstream = threading.BoundedSemaphore(max(1, settings.concurrency))
+        self._prepared: dict[tuple[str, int, int], PreparedPhoto] = {}
+        self._cache_lock = threading.Lock()
 
     @classmethod
     def open(cls, settings: Settings | None = None) -> Studio:
@@ -118,13 +133,29 @@ class Studio:
         self.close()
 
     def prepare_photo(self, source: PhotoSource) -> PreparedPhoto:
-        """Open, orient, shrink and encode a local photo with this studio's limits."""
-        return prepare_photo(
+        """Open, orient, shrink and encode a local photo with this studio's limits.
+
+        A file already prepared (same path, size and modification time) is not prepared
+        again: the page prepares it once for the preview and once more when generating.
+        """
+        key = _file_key(source)
+        if key is not None:
+            with self._cache_lock:
+                cached = self._prepared.get(key)
+            if cached is not None:
+                return cached
+        photo = prepare_photo(
             source,
             max_edge=self.settings.max_photo_edge,
             max_bytes=self.settings.max_photo_bytes,
             max_read=self.settings.max_upload_bytes,
         )
+        if key is not None:
+            with self._cache_lock:
+                self._prepared[key] = photo
+                while len(self._prepared) > PREPARED_CACHE_SIZE:
+                    self._prepared.pop(next(iter(self._prepared)))
+        return photo
 
     def image_input(
         self, source: PhotoSource, client: PortraitClient | None = None

@@ -123,9 +123,15 @@ def _auth_pairs(spec: str) -> list[tuple[str, str]] | None:
     return pairs or None
 
 
+def _event_limit(settings: Any) -> int:
+    """Clicks served at once. Twice the upstream limit, so preparing and saving overlap with
+    upstream calls; the studio's own semaphore keeps upstream calls at `settings.concurrency`."""
+    return 2 * settings.concurrency
+
+
 def queue_kwargs(settings: Any) -> dict[str, Any]:
     """The queue: how many upstream calls run at once, and how many may wait."""
-    return {"default_concurrency_limit": settings.concurrency, "max_size": settings.queue_size}
+    return {"default_concurrency_limit": _event_limit(settings), "max_size": settings.queue_size}
 
 
 def t(key: str) -> Any:
@@ -998,7 +1004,7 @@ def build_demo(studio: Studio, presets: Sequence[Preset]) -> gr.Blocks:
             [gallery, run_info, run_id, seed_last, last_seed, history, sheet_image, downloads, *codes],
             js=WITH_LANG_JS,
             concurrency_id="upstream",
-            concurrency_limit=settings.concurrency,
+            concurrency_limit=_event_limit(settings),
             **private,
         )
         reuse.click(ui.reuse, [run_id, lang], fields, js=WITH_LANG_JS, **private)
@@ -1022,7 +1028,7 @@ def build_demo(studio: Studio, presets: Sequence[Preset]) -> gr.Blocks:
             [gallery, run_info, run_id, sheet_image, downloads, history, *codes],
             js=WITH_LANG_JS,
             concurrency_id="upstream",
-            concurrency_limit=settings.concurrency,
+            concurrency_limit=_event_limit(settings),
             **private,
         )
         demo.load(ui.history_table, lang, history, js=WITH_LANG_JS, **private)
@@ -1031,9 +1037,12 @@ def build_demo(studio: Studio, presets: Sequence[Preset]) -> gr.Blocks:
             ui.api_generate,
             api_name="generate",
             concurrency_id="upstream",
-            concurrency_limit=settings.concurrency,
+            concurrency_limit=_event_limit(settings),
         )
         gr.api(
-            ui.api_sheet, api_name="sheet", concurrency_id="upstream", concurrency_limit=settings.concurrency
+            ui.api_sheet,
+            api_name="sheet",
+            concurrency_id="upstream",
+            concurrency_limit=_event_limit(settings),
         )
     return demo
