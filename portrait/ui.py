@@ -80,11 +80,17 @@ SWITCH_JS = (
   const cur = document.documentElement.lang || navigator.language || 'en';
   const next = cur.toLowerCase().startsWith('zh') ? 'en' : 'zh-CN';
   localStorage.setItem('portrait_lang', next);
-  await __psSetLocale(next);
+  // Reload rather than relabel live: Gradio 6.31 does not relabel tabs not yet opened.
+  location.reload();
 }"""
 )
-# Every page event passes the page's current language as its last input.
-WITH_LANG_JS = "(...args) => [...args.slice(0, -1), document.documentElement.lang || navigator.language]"
+# Page events pass the page's current language in place of the hidden `lang` input.
+WITH_LANG_JS = """(...args) => {
+  const lang = document.documentElement.lang || navigator.language;
+  const i = args.findIndex(a => a === "__lang__");
+  if (i >= 0) { args[i] = lang; } else { args[args.length - 1] = lang; }
+  return args;
+}"""
 
 CSS = """
 #offline-banner { background: #fff4d6; border: 1px solid #f0b429; border-radius: 8px; padding: 4px 12px; }
@@ -273,6 +279,24 @@ def _aspect_for(width: int, height: int) -> str:
     return CUSTOM
 
 
+class PhotoInput(gr.Image):
+    """gr.Image that hands every upload to our own photo checks as a file path.
+
+    Gradio's Image opens uploads with Pillow before any handler runs; a file that is not an
+    image would then fail there with a bare "Error" badge instead of our bilingual message.
+    """
+
+    def get_block_name(self) -> str:
+        return "image"
+
+    def preprocess(self, payload: Any) -> Any:
+        try:
+            return super().preprocess(payload)
+        except Exception:  # noqa: BLE001 - any failure here is reported by prepare_photo, clearly
+            path = getattr(payload, "path", None)
+            return str(path) if path else None
+
+
 class PortraitUI:
     """The page's handlers, bound to one studio and one set of presets."""
 
@@ -386,13 +410,21 @@ class PortraitUI:
         user_key: str,
         lang: str,
         request: gr.Request,
+        idea: str = "",
         progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio's documented way to ask for progress
     ) -> tuple[Any, ...]:
         """The page's Generate button."""
         source = image or _url_only((url or "").strip(), lang) or None
         fields = Fields(prompt, preset or None, width, height, gpen, skin, skin_unifi, gen_mode, seed)
         outcome = self.run(
-            source, fields, int(variations), lang, progress, request=request, user_key=user_key
+            source,
+            fields,
+            int(variations),
+            lang,
+            progress,
+            extra={"user_prompt": idea or ""},
+            request=request,
+            user_key=user_key,
         )
         record = outcome.record
         assert record is not None
@@ -426,7 +458,7 @@ class PortraitUI:
         preset = find_preset(self.presets, preset_id) if preset_id else None
         prompt = compose_prompt(preset, idea or "")
         if preset is None:
-            return (prompt, "", *(gr.update() for _ in range(7)))
+            return (prompt, "", *(gr.update() for _ in range(7)), prompt)
         d = preset.defaults
         width, height = d.get("width"), d.get("height")
         return (
@@ -437,12 +469,22 @@ class PortraitUI:
             gr.update(value=height) if height else gr.update(),
             *(gr.update(value=d[name]) if name in d else gr.update() for name in STRENGTH_DEFAULTS),
             gr.update(value=d["gen_mode"] or AUTO) if "gen_mode" in d else gr.update(),
+            prompt,
         )
 
-    def on_idea(self, preset_id: str, idea: str) -> str:
-        """Typing your own words recomposes the final prompt."""
+    def on_idea(self, preset_id: str, idea: str, prompt: str, composed: str | None) -> tuple[Any, Any]:
+        """Your own words recompose the final prompt, unless you edited the final prompt by hand.
+
+        `composed` is the last prompt the page wrote itself; None right after "reuse", so the
+        restored prompt is kept until you type again.
+        """
+        if composed is None:
+            return gr.update(), prompt
+        if (prompt or "") != composed:
+            return gr.update(), composed
         preset = find_preset(self.presets, preset_id) if preset_id else None
-        return compose_prompt(preset, idea or "")
+        new = compose_prompt(preset, idea or "")
+        return new, new
 
     @staticmethod
     def on_aspect(label: str) -> tuple[Any, Any]:
@@ -456,7 +498,7 @@ class PortraitUI:
         """Put every field of a saved run back on the page, seed included."""
         record = self.studio.store.get(run_id or "")
         if record is None:
-            return tuple(gr.update() for _ in range(14))
+            return tuple(gr.update() for _ in range(15))
         req = record.meta.get("request", {})
         images = record.meta.get("images", [])
         seed = images[0]["seed"] if images else req.get("seed", SEED_RANDOM)
@@ -478,6 +520,7 @@ class PortraitUI:
             req.get("gen_mode") or AUTO,
             seed,
             max(VARIATIONS_MIN, min(VARIATIONS_MAX, len(images))),
+            None,  # the restored prompt is kept as saved until you type a new idea
         )
 
     def history_table(self, lang: str) -> Any:
@@ -757,7 +800,7 @@ def build_demo(studio: Studio, presets: Sequence[Preset]) -> gr.Blocks:
     ui = PortraitUI(studio, presets)
     settings = studio.settings
     with gr.Blocks(title="Portrait Studio · 人像写真") as demo:
-        lang = gr.Textbox(visible=False, value="")
+        lang = gr.Textbox(visible=False, value="__lang__")
         with gr.Row(equal_height=False):
             with gr.Column(scale=8):
                 gr.Markdown(t("title"), elem_id="title", elem_classes=["title"])
@@ -774,10 +817,11 @@ def build_demo(studio: Studio, presets: Sequence[Preset]) -> gr.Blocks:
                     # ---- left: the photo, the style and every field ----
                     with gr.Column(scale=5):
                         with gr.Row(equal_height=False):
-                            photo = gr.Image(
+                            photo = PhotoInput(
                                 label=t("photo"),
                                 sources=["upload", "webcam", "clipboard"],
                                 type="filepath",
+                                image_mode=None,  # pass the original file on: EXIF orientation intact
                                 height=300,
                                 elem_id="photo",
                             )
@@ -957,6 +1001,7 @@ def build_demo(studio: Studio, presets: Sequence[Preset]) -> gr.Blocks:
         run_id = gr.State("")
         history_run_id = gr.State("")
         last_seed = gr.State(SEED_RANDOM)
+        composed = gr.State("")
         private = {"api_visibility": "private"}
         fields = [
             photo,
@@ -980,8 +1025,15 @@ def build_demo(studio: Studio, presets: Sequence[Preset]) -> gr.Blocks:
         )
         style_outputs = [prompt, style_note, aspect, width, height, *strength.values(), gen_mode]
         # .input (not .change): only a person's choice applies a style; "reuse" restores values as saved.
-        style.input(ui.on_style, [style, idea, lang], style_outputs, js=WITH_LANG_JS, **private)
-        idea.input(ui.on_idea, [style, idea], prompt, **private)
+        style.input(ui.on_style, [style, idea, lang], [*style_outputs, composed], js=WITH_LANG_JS, **private)
+        # .change, not .input: pasted or IME-committed text counts too; always_last keeps up with typing.
+        idea.change(
+            ui.on_idea,
+            [style, idea, prompt, composed],
+            [prompt, composed],
+            trigger_mode="always_last",
+            **private,
+        )
         aspect.input(ui.on_aspect, aspect, [width, height], **private)
         seed_random.click(lambda: SEED_RANDOM, None, seed, **private)
         seed_last.click(lambda s: s, last_seed, seed, **private)
@@ -1000,6 +1052,7 @@ def build_demo(studio: Studio, presets: Sequence[Preset]) -> gr.Blocks:
                 variations,
                 user_key,
                 lang,
+                idea,
             ],
             [gallery, run_info, run_id, seed_last, last_seed, history, sheet_image, downloads, *codes],
             js=WITH_LANG_JS,
@@ -1007,10 +1060,10 @@ def build_demo(studio: Studio, presets: Sequence[Preset]) -> gr.Blocks:
             concurrency_limit=_event_limit(settings),
             **private,
         )
-        reuse.click(ui.reuse, [run_id, lang], fields, js=WITH_LANG_JS, **private)
-        history_reuse.click(ui.reuse, [history_run_id, lang], fields, js=WITH_LANG_JS, **private).then(
-            lambda: gr.Tabs(selected="create"), None, tabs, **private
-        )
+        reuse.click(ui.reuse, [run_id, lang], [*fields, composed], js=WITH_LANG_JS, **private)
+        history_reuse.click(
+            ui.reuse, [history_run_id, lang], [*fields, composed], js=WITH_LANG_JS, **private
+        ).then(lambda: gr.Tabs(selected="create"), None, tabs, **private)
         refresh.click(ui.history_table, lang, history, js=WITH_LANG_JS, **private)
         history_tab.select(ui.history_table, lang, history, js=WITH_LANG_JS, **private)
         history.select(

@@ -16,8 +16,9 @@ TEXT: dict[str, tuple[str, str]] = {
         "simulator and is stamped SIMULATED — not a real result. Set AI302_API_KEY and restart to use the real API.",
     ),
     "lang_switch": ("English", "中文"),
-    "tab_create": ("生成", "Create"),
-    "tab_history": ("历史记录", "History"),
+    # Tabs carry both languages: Gradio 6.31 does not relabel a tab not yet opened on a switch.
+    "tab_create": ("生成 / Create", "生成 / Create"),
+    "tab_history": ("历史记录 / History", "历史记录 / History"),
     "photo": ("人物照片", "Photo of the person"),
     "photo_url": ("或填写照片网址", "…or a photo URL"),
     "photo_url_ph": ("https://example.com/me.jpg", "https://example.com/me.jpg"),
