@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     cmd = common.command_line(SCRIPT, args)
     body = [common.section_preamble(args, SCRIPT)]
     body.append(
-        f"In-process `Simulator(latency=0)`; `Settings(api_key=\"bench\", api_base=sim.url, output_dir=tmp)`, "
+        f'In-process `Simulator(latency=0)`; `Settings(api_key="bench", api_base=sim.url, output_dir=tmp)`, '
         f"`PortraitClient(settings)`, `Studio(settings, client)`; photo: the 12-MP phone JPEG of §1. "
         f"{runs} interleaved runs each after one warm-up.\n"
     )
@@ -189,13 +189,23 @@ def main(argv: list[str] | None = None) -> int:
             ],
         )
     )
-    body.append("\nPhases (medians, ms). Library phases from `RunOutcome.timings`; bare phases timed in the script:\n")
+    body.append(
+        "\nPhases (medians, ms). Library phases from `RunOutcome.timings`; bare phases timed in the script:\n"
+    )
     body.append(
         common.table(
             ["phase", "library", "bare"],
             [
-                ["prepare + upload", f"{med_key(lib_timings, 'prepare_and_host_s'):.1f}", f"{med_key(bare_phases, 'upload'):.1f} (upload only)"],
-                ["generate + download", f"{med_key(lib_timings, 'generate_s'):.1f}", f"{med_key(bare_phases, 'generate') + med_key(bare_phases, 'download'):.1f}"],
+                [
+                    "prepare + upload",
+                    f"{med_key(lib_timings, 'prepare_and_host_s'):.1f}",
+                    f"{med_key(bare_phases, 'upload'):.1f} (upload only)",
+                ],
+                [
+                    "generate + download",
+                    f"{med_key(lib_timings, 'generate_s'):.1f}",
+                    f"{med_key(bare_phases, 'generate') + med_key(bare_phases, 'download'):.1f}",
+                ],
                 ["save", f"{common.median(lib_save) * 1000:.1f}", f"{med_key(bare_phases, 'save'):.1f}"],
             ],
         )
@@ -206,14 +216,25 @@ def main(argv: list[str] | None = None) -> int:
         f"result). cProfile over {prof_runs} more `Studio.run` calls (cumulative ms per run; "
         f"`os.fsync` total {fsync_ms:.1f} ms per run):\n"
     )
-    body.append(common.table(["function", "file", "ms per run"], [[f"`{a}`", b, f"{c:.1f}"] for a, b, c in prof_rows]))
+    body.append(
+        common.table(["function", "file", "ms per run"], [[f"`{a}`", b, f"{c:.1f}"] for a, b, c in prof_rows])
+    )
     rows = [
-        common.Row("2", "library overhead vs bare requests (median per-round difference)", f"{med_over * 1000:.0f} ms", "≤ 150 ms", med_over <= 0.150, cmd),
+        common.Row(
+            "2",
+            "library overhead vs bare requests (median per-round difference)",
+            f"{med_over * 1000:.0f} ms",
+            "≤ 150 ms",
+            med_over <= 0.150,
+            cmd,
+        ),
         common.Row("2", "Studio.run / bare ratio", f"{med_ratio:.2f}×", "—", None, cmd),
     ]
     common.write_section(args.out, "client", "\n".join(body), rows)
-    print(f"[client] library {common.median(times['library'])*1000:.0f} ms, bare {common.median(times['bare'])*1000:.0f} ms, "
-          f"overhead {med_over*1000:.0f} ms, ratio {med_ratio:.2f} -> {args.out}")
+    print(
+        f"[client] library {common.median(times['library']) * 1000:.0f} ms, bare {common.median(times['bare']) * 1000:.0f} ms, "
+        f"overhead {med_over * 1000:.0f} ms, ratio {med_ratio:.2f} -> {args.out}"
+    )
     return 0
 
 

@@ -43,7 +43,10 @@ def sheet_runner() -> tuple[Callable[..., Any] | None, str]:
     try:
         mod = importlib.import_module("portrait.sheet")
     except ImportError as exc:
-        return None, f"`portrait.sheet` is not importable ({exc}); only the generate_one equivalent is measured."
+        return (
+            None,
+            f"`portrait.sheet` is not importable ({exc}); only the generate_one equivalent is measured.",
+        )
     fn = getattr(mod, "run_sheet", None)
     if not callable(fn):
         return None, "`portrait.sheet` has no `run_sheet`; only the generate_one equivalent is measured."
@@ -69,9 +72,11 @@ def sheet_compose_costs(result: Any, reps: int) -> dict[str, Any] | None:
     img = Image.open(io.BytesIO(result.sheet_png))
     img.load()
     enc: dict[str, tuple[float, int]] = {}
-    for name, kw in (("PNG (default, zlib level 6)", {"format": "PNG"}),
-                     ("PNG compress_level=1", {"format": "PNG", "compress_level": 1}),
-                     ("JPEG quality=90", {"format": "JPEG", "quality": 90})):
+    for name, kw in (
+        ("PNG (default, zlib level 6)", {"format": "PNG"}),
+        ("PNG compress_level=1", {"format": "PNG", "compress_level": 1}),
+        ("JPEG quality=90", {"format": "JPEG", "quality": 90}),
+    ):
         ts, size = [], 0
         for _ in range(reps):
             buf = io.BytesIO()
@@ -114,7 +119,9 @@ def main(argv: list[str] | None = None) -> int:
             v_timings[n].append(outcome.timings)
 
         load = common.MachineLoad().__enter__()
-        times = common.interleave({"v4": lambda: run_n(4), "v1": lambda: run_n(1)}, runs, warmup=0 if args.quick else 1)
+        times = common.interleave(
+            {"v4": lambda: run_n(4), "v1": lambda: run_n(1)}, runs, warmup=0 if args.quick else 1
+        )
         v_ratios = common.paired_ratios(times["v4"], times["v1"])
         v_ratio = common.median(v_ratios)
 
@@ -124,7 +131,9 @@ def main(argv: list[str] | None = None) -> int:
             presets.append(presets[len(presets) % max(1, len(presets))])
         hosted, _photo = studio.image_input(path)
         requests_ = [
-            PortraitRequest(image_input=hosted, prompt=compose_prompt(p, "me"), seed=1000 + i, **dict(p.defaults))
+            PortraitRequest(
+                image_input=hosted, prompt=compose_prompt(p, "me"), seed=1000 + i, **dict(p.defaults)
+            )
             for i, p in enumerate(presets)
         ]
         sizes = sorted({(r.width, r.height) for r in requests_})
@@ -171,7 +180,9 @@ def main(argv: list[str] | None = None) -> int:
                     {"run_sheet": library_sheet, "generate_one": loop_generate_one}, runs, warmup=0
                 )
             except Exception as exc:  # noqa: BLE001 - a feature being written may not work yet
-                sheet_error = f"`run_sheet` failed here ({type(exc).__name__}: {exc}); only the equivalent is measured."
+                sheet_error = (
+                    f"`run_sheet` failed here ({type(exc).__name__}: {exc}); only the equivalent is measured."
+                )
                 for lst in (sheet_timings, call_ends, server_s, client_s):
                     lst.clear()
         if sheet_times is None:
@@ -195,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     cmd = common.command_line(SCRIPT, args)
     body = [common.section_preamble(args, SCRIPT)]
     body.append(
-        f"In-process `Simulator(latency={latency:g})`; `Settings(api_key=\"bench\", api_base=sim.url, "
+        f'In-process `Simulator(latency={latency:g})`; `Settings(api_key="bench", api_base=sim.url, '
         f"output_dir=tmp)` with the default `concurrency={concurrency}`; photo: the 12-MP phone JPEG of §1.\n"
     )
     body.append(load.text() + "\n")
@@ -204,8 +215,18 @@ def main(argv: list[str] | None = None) -> int:
         common.table(
             ["variant", "wall s, median (min–max)", "prepare+host ms", "generate ms"],
             [
-                ["`Studio.run(..., variations=1)`", common.spread(times["v1"], 1, "{:.2f}"), phase(1, "prepare_and_host_s"), phase(1, "generate_s")],
-                ["`Studio.run(..., variations=4)`", common.spread(times["v4"], 1, "{:.2f}"), phase(4, "prepare_and_host_s"), phase(4, "generate_s")],
+                [
+                    "`Studio.run(..., variations=1)`",
+                    common.spread(times["v1"], 1, "{:.2f}"),
+                    phase(1, "prepare_and_host_s"),
+                    phase(1, "generate_s"),
+                ],
+                [
+                    "`Studio.run(..., variations=4)`",
+                    common.spread(times["v4"], 1, "{:.2f}"),
+                    phase(4, "prepare_and_host_s"),
+                    phase(4, "generate_s"),
+                ],
                 ["**4 / 1, per round**", common.spread(v_ratios, 1, "{:.3f}"), "", ""],
             ],
         )
@@ -271,7 +292,9 @@ def main(argv: list[str] | None = None) -> int:
         f"against the real API only the client-side part would remain.\n"
     )
     rows = [
-        common.Row("3", "variations=4 / variations=1 wall-clock", f"{v_ratio:.3f}", "≤ 1.15", v_ratio <= 1.15, cmd),
+        common.Row(
+            "3", "variations=4 / variations=1 wall-clock", f"{v_ratio:.3f}", "≤ 1.15", v_ratio <= 1.15, cmd
+        ),
         common.Row(
             "3",
             f"12-style sheet ({'run_sheet' if primary == 'run_sheet' else 'generate_one equivalent'}) vs {ideal:.1f} s",
@@ -283,12 +306,19 @@ def main(argv: list[str] | None = None) -> int:
     ]
     if primary == "run_sheet":
         rows.append(
-            common.Row("3", f"12 × generate_one (photo hosted once) vs {ideal:.1f} s", f"{loop_med:.2f} s ({loop_dev * 100:+.1f} %)", "within 15 %", abs(loop_dev) <= 0.15, cmd)
+            common.Row(
+                "3",
+                f"12 × generate_one (photo hosted once) vs {ideal:.1f} s",
+                f"{loop_med:.2f} s ({loop_dev * 100:+.1f} %)",
+                "within 15 %",
+                abs(loop_dev) <= 0.15,
+                cmd,
+            )
         )
     common.write_section(args.out, "concurrency", "\n".join(body), rows)
     print(
-        f"[concurrency] v4/v1 {v_ratio:.3f}, sheet[{primary}] {prim_med:.2f}s ({prim_dev*100:+.1f}%), "
-        f"generate_one loop {loop_med:.2f}s ({loop_dev*100:+.1f}%) vs {ideal:.2f}s -> {args.out}"
+        f"[concurrency] v4/v1 {v_ratio:.3f}, sheet[{primary}] {prim_med:.2f}s ({prim_dev * 100:+.1f}%), "
+        f"generate_one loop {loop_med:.2f}s ({loop_dev * 100:+.1f}%) vs {ideal:.2f}s -> {args.out}"
     )
     return 0
 

@@ -53,9 +53,18 @@ CATEGORIES = [
     ("client: upload the photo (`host_photo`)", ["host_photo ("]),
     ("`Studio.save` / run store (write files, fsync)", ["save (portrait/studio.py", "portrait/store.py"]),
     ("other portrait code (ui, studio, client)", ["portrait/"]),
-    ("gradio: file upload route (multipart parsing, writing the upload)", ["upload_file (gradio", "route_utils.py", "multipart"]),
-    ("gradio: pre/postprocess (file moves, hashing, cache, FileData)", ["processing_utils.py", "postprocess", "preprocess", "data_classes.py"]),
-    ("gradio: queue, SSE, routes, asyncio/uvicorn (the rest)", ["gradio/", "uvicorn/", "starlette/", "anyio/", "asyncio/", "fastapi/", "h11/", "httptools"]),
+    (
+        "gradio: file upload route (multipart parsing, writing the upload)",
+        ["upload_file (gradio", "route_utils.py", "multipart"],
+    ),
+    (
+        "gradio: pre/postprocess (file moves, hashing, cache, FileData)",
+        ["processing_utils.py", "postprocess", "preprocess", "data_classes.py"],
+    ),
+    (
+        "gradio: queue, SSE, routes, asyncio/uvicorn (the rest)",
+        ["gradio/", "uvicorn/", "starlette/", "anyio/", "asyncio/", "fastapi/", "h11/", "httptools"],
+    ),
 ]
 OTHER = "other (PIL, stdlib, threads)"
 
@@ -67,16 +76,36 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--runs", type=int, default=None, help="unused (one load run); accepted for symmetry")
     p.add_argument("--users", type=int, default=None)
     p.add_argument("--per-user", type=int, default=None)
-    p.add_argument("--photo", choices=("phone", "small"), default="phone",
-                   help="phone: the 12-MP JPEG of §1 (default); small: a 1200x1600 JPEG")
-    p.add_argument("--server-env", action="append", default=[], metavar="KEY=VALUE",
-                   help="extra environment for the server of the main run (diagnostics)")
-    p.add_argument("--profile", action="store_true",
-                   help="sample the server with py-spy during the main run and add a CPU breakdown")
-    p.add_argument("--arena-check", choices=("auto", "always", "never"), default="auto",
-                   help="second run with MALLOC_ARENA_MAX=2: auto = only when the peak RSS target is missed")
-    p.add_argument("--client-timeout", type=float, default=60.0,
-                   help="httpx timeout of every gradio_client call (gradio_client's own default is 5 s)")
+    p.add_argument(
+        "--photo",
+        choices=("phone", "small"),
+        default="phone",
+        help="phone: the 12-MP JPEG of §1 (default); small: a 1200x1600 JPEG",
+    )
+    p.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra environment for the server of the main run (diagnostics)",
+    )
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="sample the server with py-spy during the main run and add a CPU breakdown",
+    )
+    p.add_argument(
+        "--arena-check",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="second run with MALLOC_ARENA_MAX=2: auto = only when the peak RSS target is missed",
+    )
+    p.add_argument(
+        "--client-timeout",
+        type=float,
+        default=60.0,
+        help="httpx timeout of every gradio_client call (gradio_client's own default is 5 s)",
+    )
     return p.parse_args(argv)
 
 
@@ -203,7 +232,9 @@ def run_load(
         env.update(server_env)
         t_launch = time.perf_counter()
         with open(tmpdir / "server.out", "wb") as log:
-            proc = subprocess.Popen([sys.executable, "app.py"], cwd=common.ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+            proc = subprocess.Popen(
+                [sys.executable, "app.py"], cwd=common.ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+            )
         sampler = RssSampler(proc.pid)
         sampler.start()
         spy = None
@@ -233,9 +264,21 @@ def run_load(
 
             if profile:
                 spy = subprocess.Popen(
-                    ["py-spy", "record", "--pid", str(proc.pid), "--rate", "100", "--nonblocking",
-                     "--format", "raw", "--output", str(spy_out)],
-                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                    [
+                        "py-spy",
+                        "record",
+                        "--pid",
+                        str(proc.pid),
+                        "--rate",
+                        "100",
+                        "--nonblocking",
+                        "--format",
+                        "raw",
+                        "--output",
+                        str(spy_out),
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
                 )
                 time.sleep(1.0)
 
@@ -248,7 +291,9 @@ def run_load(
                 for _ in range(per_user):
                     t0 = time.perf_counter()
                     try:
-                        job = client.submit(image=handle_file(str(photo)), prompt=PROMPT, api_name="/generate")
+                        job = client.submit(
+                            image=handle_file(str(photo)), prompt=PROMPT, api_name="/generate"
+                        )
                         files, record = job.result(timeout=JOB_TIMEOUT)
                         assert files and record.get("images"), record
                         with lock:
@@ -291,7 +336,9 @@ def run_load(
                     res.sim_calls = len(json.load(r)["requests"])
             except OSError:
                 pass
-            run_dirs = [p for p in (tmpdir / "outputs").glob("*") if p.is_dir() and not p.name.startswith(".")]
+            run_dirs = [
+                p for p in (tmpdir / "outputs").glob("*") if p.is_dir() and not p.name.startswith(".")
+            ]
             res.saved_runs = len(run_dirs)
             for p in run_dirs:
                 try:
@@ -327,14 +374,26 @@ def main(argv: list[str] | None = None) -> int:
 
     r = run_load(users, per_user, photo, main_env, profile, args.client_timeout)
     arena = None
-    want_arena = args.arena_check == "always" or (args.arena_check == "auto" and not args.quick and r.peak > 600)
+    want_arena = args.arena_check == "always" or (
+        args.arena_check == "auto" and not args.quick and r.peak > 600
+    )
     if want_arena and "MALLOC_ARENA_MAX" not in main_env:
-        arena = run_load(users, per_user, photo, {**main_env, "MALLOC_ARENA_MAX": "2"}, False, args.client_timeout)
+        arena = run_load(
+            users, per_user, photo, {**main_env, "MALLOC_ARENA_MAX": "2"}, False, args.client_timeout
+        )
 
-    parts = ["python", SCRIPT] + (["--quick"] if args.quick else []) + (["--photo", args.photo] if args.photo != "phone" else [])
+    parts = (
+        ["python", SCRIPT]
+        + (["--quick"] if args.quick else [])
+        + (["--photo", args.photo] if args.photo != "phone" else [])
+    )
     parts += [f"--server-env {kv}" for kv in args.server_env]
-    parts += ([f"--users {args.users}"] if args.users else []) + ([f"--per-user {args.per_user}"] if args.per_user else [])
-    parts += (["--profile"] if args.profile else []) + ([f"--arena-check {args.arena_check}"] if args.arena_check != "auto" else [])
+    parts += ([f"--users {args.users}"] if args.users else []) + (
+        [f"--per-user {args.per_user}"] if args.per_user else []
+    )
+    parts += (["--profile"] if args.profile else []) + (
+        [f"--arena-check {args.arena_check}"] if args.arena_check != "auto" else []
+    )
     parts += [f"--client-timeout {args.client_timeout:g}"] if args.client_timeout != 60.0 else []
     cmd = " ".join(parts)
 
@@ -346,8 +405,11 @@ def main(argv: list[str] | None = None) -> int:
     cores = os.cpu_count() or 1
     cap = min(CEILING, cores / per_gen) if per_gen > 0 else CEILING
 
-    body = [f"Command: `{cmd}` — {common.now_text()}, {common.machine_line()}."
-            + (" **QUICK smoke run: figures are not meaningful.**" if args.quick else "") + "\n"]
+    body = [
+        f"Command: `{cmd}` — {common.now_text()}, {common.machine_line()}."
+        + (" **QUICK smoke run: figures are not meaningful.**" if args.quick else "")
+        + "\n"
+    ]
     body.append(
         f"`python app.py` with no key, `PORTRAIT_SIM_LATENCY={LATENCY:g}`, `PORTRAIT_CONCURRENCY={CONCURRENCY}`, "
         f"`PORTRAIT_QUEUE_SIZE={QUEUE}`{''.join(f', `{k}={v}`' for k, v in main_env.items())}; {users} users "
@@ -356,7 +418,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{per_user} generations = {total}; photo: "
         f"{'the 12-MP phone JPEG of §1' if args.photo == 'phone' else 'a 1200×1600 JPEG'} "
         f"({photo.stat().st_size:,} bytes) uploaded with every call. The load generator runs on the same "
-        f"2 cores as the server" + (", and so does py-spy (`--profile`), which costs a few % of CPU" if profile else "")
+        f"2 cores as the server"
+        + (", and so does py-spy (`--profile`), which costs a few % of CPU" if profile else "")
         + f". Server up in {r.up_s:.1f} s.\n"
     )
     body.append(r.load_text + "\n")
@@ -374,19 +437,39 @@ def main(argv: list[str] | None = None) -> int:
                 ["completed / failed / lost (no answer in 180 s)", f"{ok} / {failed} / {r.lost}"],
                 ["upstream calls the simulator received", "n/a" if r.sim_calls is None else str(r.sim_calls)],
                 ["runs saved in the output folder", str(r.saved_runs)],
-                ["wall, first submit to last answer", f"{r.wall:.2f} s (ideal ceil({total}/{CONCURRENCY}) × {LATENCY:g} s = {ideal_wall:.0f} s)"],
-                ["throughput (completed / wall)", f"{r.thr:.2f}/s = {r.thr / CEILING * 100:.0f} % of the {CEILING:g}/s ceiling"],
-                ["steady throughput (10th–90th percentile finishes)", f"{r.steady:.2f}/s" if r.steady == r.steady else "—"],
-                ["latency as users see it (upload + queue + run + download), p50 / p95 / max",
-                 f"{p50:.2f} / {p95:.2f} / {max(r.latencies, default=float('nan')):.2f} s"],
+                [
+                    "wall, first submit to last answer",
+                    f"{r.wall:.2f} s (ideal ceil({total}/{CONCURRENCY}) × {LATENCY:g} s = {ideal_wall:.0f} s)",
+                ],
+                [
+                    "throughput (completed / wall)",
+                    f"{r.thr:.2f}/s = {r.thr / CEILING * 100:.0f} % of the {CEILING:g}/s ceiling",
+                ],
+                [
+                    "steady throughput (10th–90th percentile finishes)",
+                    f"{r.steady:.2f}/s" if r.steady == r.steady else "—",
+                ],
+                [
+                    "latency as users see it (upload + queue + run + download), p50 / p95 / max",
+                    f"{p50:.2f} / {p95:.2f} / {max(r.latencies, default=float('nan')):.2f} s",
+                ],
                 ["CPU during the load: server / load generator", f"{r.cpu_server:.1f} / {r.cpu_self:.1f} s"],
-                ["inside the handler (run.json timings, median / p95): prepare + upload photo",
-                 f"{r.t('prepare_and_host_s', 50):.2f} / {r.t('prepare_and_host_s', 95):.2f} s"],
-                ["… generate (1 s simulated latency + render + download)", f"{r.t('generate_s', 50):.2f} / {r.t('generate_s', 95):.2f} s"],
-                ["… prepare + upload + generate (an `upstream` concurrency slot is held at least this long)",
-                 f"{r.t('slot_s', 50):.2f} / {r.t('slot_s', 95):.2f} s"],
-                ["server RSS: idle after start / before load / peak (process + children)",
-                 f"{r.rss_idle:.0f} / {r.rss_before:.0f} / {r.peak:.0f} MB ({r.samples} samples)"],
+                [
+                    "inside the handler (run.json timings, median / p95): prepare + upload photo",
+                    f"{r.t('prepare_and_host_s', 50):.2f} / {r.t('prepare_and_host_s', 95):.2f} s",
+                ],
+                [
+                    "… generate (1 s simulated latency + render + download)",
+                    f"{r.t('generate_s', 50):.2f} / {r.t('generate_s', 95):.2f} s",
+                ],
+                [
+                    "… prepare + upload + generate (an `upstream` concurrency slot is held at least this long)",
+                    f"{r.t('slot_s', 50):.2f} / {r.t('slot_s', 95):.2f} s",
+                ],
+                [
+                    "server RSS: idle after start / before load / peak (process + children)",
+                    f"{r.rss_idle:.0f} / {r.rss_before:.0f} / {r.peak:.0f} MB ({r.samples} samples)",
+                ],
             ],
         )
     )
@@ -404,7 +487,12 @@ def main(argv: list[str] | None = None) -> int:
             f"server during the main run ({n} samples of busy threads; each sample is put in the first "
             f"category, in this order, that its stack matches):\n"
         )
-        body.append(common.table(["server work", "share of busy samples"], [[k, f"{v / n * 100:.0f} %"] for k, v in r.profile.items() if v]))
+        body.append(
+            common.table(
+                ["server work", "share of busy samples"],
+                [[k, f"{v / n * 100:.0f} %"] for k, v in r.profile.items() if v],
+            )
+        )
     if arena is not None:
         body.append(
             f"\nDiagnostic run, same load, server started with `MALLOC_ARENA_MAX=2` (glibc keeps at most 2 "
@@ -416,17 +504,45 @@ def main(argv: list[str] | None = None) -> int:
             f"{arena.load_text}\n"
         )
     rows = [
-        common.Row("5", f"requests lost / failed (of {total})", f"{r.lost} / {failed}", "0", r.lost == 0 and failed == 0, cmd),
-        common.Row("5", f"throughput vs {CEILING:g}/s ceiling", f"{r.thr:.2f}/s ({r.thr / CEILING * 100:.0f} %)", "≥ 90 %", r.thr / CEILING >= 0.9, cmd),
+        common.Row(
+            "5",
+            f"requests lost / failed (of {total})",
+            f"{r.lost} / {failed}",
+            "0",
+            r.lost == 0 and failed == 0,
+            cmd,
+        ),
+        common.Row(
+            "5",
+            f"throughput vs {CEILING:g}/s ceiling",
+            f"{r.thr:.2f}/s ({r.thr / CEILING * 100:.0f} %)",
+            "≥ 90 %",
+            r.thr / CEILING >= 0.9,
+            cmd,
+        ),
         common.Row("5", "user latency p50 / p95", f"{p50:.2f} / {p95:.2f} s", "—", None, cmd),
-        common.Row("5", "server peak RSS (incl. children)", f"{r.peak:.0f} MB", "≤ 600 MB", r.peak <= 600, cmd),
+        common.Row(
+            "5", "server peak RSS (incl. children)", f"{r.peak:.0f} MB", "≤ 600 MB", r.peak <= 600, cmd
+        ),
     ]
     if arena is not None:
-        rows.append(common.Row("5", "… diagnostic: peak RSS with MALLOC_ARENA_MAX=2", f"{arena.peak:.0f} MB", "≤ 600 MB", arena.peak <= 600, cmd))
+        rows.append(
+            common.Row(
+                "5",
+                "… diagnostic: peak RSS with MALLOC_ARENA_MAX=2",
+                f"{arena.peak:.0f} MB",
+                "≤ 600 MB",
+                arena.peak <= 600,
+                cmd,
+            )
+        )
     common.write_section(args.out, "load", "\n".join(body), rows)
-    print(f"[load] {ok}/{total} ok, {failed} failed, {r.lost} lost; {r.thr:.2f}/s ({r.thr/CEILING*100:.0f}%), "
-          f"p50 {p50:.2f}s p95 {p95:.2f}s, peak RSS {r.peak:.0f} MB, wall {r.wall:.1f}s"
-          + (f"; arena=2 peak {arena.peak:.0f} MB" if arena else "") + f" -> {args.out}")
+    print(
+        f"[load] {ok}/{total} ok, {failed} failed, {r.lost} lost; {r.thr:.2f}/s ({r.thr / CEILING * 100:.0f}%), "
+        f"p50 {p50:.2f}s p95 {p95:.2f}s, peak RSS {r.peak:.0f} MB, wall {r.wall:.1f}s"
+        + (f"; arena=2 peak {arena.peak:.0f} MB" if arena else "")
+        + f" -> {args.out}"
+    )
     return 0
 
 

@@ -98,8 +98,18 @@ def main(argv: list[str] | None = None) -> int:
         common.table(
             ["pipeline", "time ms, median (min–max)", "output bytes", "output pixels"],
             [
-                ["ours `prepare_photo(path)`", common.spread(times["ours"], 1000), f"{len(ours.jpeg):,}", f"{size[0]}×{size[1]}"],
-                ["naive (full decode, transpose, LANCZOS, q95)", common.spread(times["naive"], 1000), f"{len(naive):,}", f"{size[0]}×{size[1]}"],
+                [
+                    "ours `prepare_photo(path)`",
+                    common.spread(times["ours"], 1000),
+                    f"{len(ours.jpeg):,}",
+                    f"{size[0]}×{size[1]}",
+                ],
+                [
+                    "naive (full decode, transpose, LANCZOS, q95)",
+                    common.spread(times["naive"], 1000),
+                    f"{len(naive):,}",
+                    f"{size[0]}×{size[1]}",
+                ],
             ],
         )
     )
@@ -125,13 +135,29 @@ def main(argv: list[str] | None = None) -> int:
     )
     rows = [
         common.Row("1", "prepare_photo speed-up vs naive", f"{speedup:.2f}×", "≥ 4×", speedup >= 4, cmd),
-        common.Row("1", "prepare_photo time (median)", f"{common.median(times['ours']) * 1000:.0f} ms", "—", None, cmd),
+        common.Row(
+            "1",
+            "prepare_photo time (median)",
+            f"{common.median(times['ours']) * 1000:.0f} ms",
+            "—",
+            None,
+            cmd,
+        ),
         common.Row("1", "PSNR ours vs naive, same size", f"{p_on:.1f} dB", "> ~35 dB", p_on > 35, cmd),
-        common.Row("1", "output bytes ours / naive", f"{len(ours.jpeg):,} / {len(naive):,} ({size[0]}×{size[1]})", "—", None, cmd),
+        common.Row(
+            "1",
+            "output bytes ours / naive",
+            f"{len(ours.jpeg):,} / {len(naive):,} ({size[0]}×{size[1]})",
+            "—",
+            None,
+            cmd,
+        ),
     ]
     common.write_section(args.out, "prepare", "\n".join(body), rows)
-    print(f"[prepare] ours {common.median(times['ours'])*1000:.0f} ms, naive {common.median(times['naive'])*1000:.0f} ms, "
-          f"speed-up {speedup:.2f}x, PSNR {p_on:.1f} dB -> {args.out}")
+    print(
+        f"[prepare] ours {common.median(times['ours']) * 1000:.0f} ms, naive {common.median(times['naive']) * 1000:.0f} ms, "
+        f"speed-up {speedup:.2f}x, PSNR {p_on:.1f} dB -> {args.out}"
+    )
     return 0
 
 

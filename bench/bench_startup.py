@@ -69,7 +69,9 @@ def stop(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
-def time_start(argv: list[str], extra_python: list[str] | None = None, stderr_path: Path | None = None) -> float:
+def time_start(
+    argv: list[str], extra_python: list[str] | None = None, stderr_path: Path | None = None
+) -> float:
     """Seconds from Popen to the first 200 on GET /."""
     port = common.free_port()
     with tempfile.TemporaryDirectory(prefix="bench-start-") as out_dir:
@@ -105,7 +107,7 @@ def importtime_summary(stderr_text: str) -> dict[str, float]:
     for line in stderr_text.splitlines():
         if not line.startswith("import time:") or "cumulative" in line:
             continue
-        fields = line[len("import time:"):].split("|")
+        fields = line[len("import time:") :].split("|")
         if len(fields) != 3:
             continue
         self_us, cum_us, raw = fields
@@ -219,7 +221,16 @@ def main(argv: list[str] | None = None) -> int:
         )
     )
     if phases:
-        keys = ["interpreter_s", "import_gradio", "import_portrait", "settings_presets", "studio_open", "build_demo", "launch_returned", "first_200"]
+        keys = [
+            "interpreter_s",
+            "import_gradio",
+            "import_portrait",
+            "settings_presets",
+            "studio_open",
+            "build_demo",
+            "launch_returned",
+            "first_200",
+        ]
         rows_ = []
         for k in keys:
             a = phases.get("app", {}).get(k)
@@ -234,7 +245,9 @@ def main(argv: list[str] | None = None) -> int:
         if "first_200" in a and "first_200" in h:
             own_app = a["first_200"] - a["import_gradio"]
             own_hello = h["first_200"] - h["import_gradio"]
-            shared = (a["import_gradio"] + h["import_gradio"]) / 2 + (a["interpreter_s"] + h["interpreter_s"]) / 2
+            shared = (a["import_gradio"] + h["import_gradio"]) / 2 + (
+                a["interpreter_s"] + h["interpreter_s"]
+            ) / 2
             body.append(
                 f"\nAfter `import gradio` (which both pay: {shared:.2f} s here, with the interpreter), app.py "
                 f"needs {own_app:.2f} s (portrait's imports, settings and presets, the simulator, building a "
@@ -261,13 +274,36 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
     rows = [
-        common.Row("4", "start-up app.py / hello world (to first 200)", f"{ratio:.2f} ({common.median(times['app']):.2f} s / {common.median(times['hello']):.2f} s)", "≤ 1.3", ratio <= 1.3, cmd),
-        common.Row("4", '`python -c "import portrait"`', f"{common.median(imp['portrait']):.3f} s ({common.median(net):.3f} s net)", "—", None, cmd),
-        common.Row("4", "`'gradio' in sys.modules` after import portrait", gradio_loaded, "False", gradio_loaded == "False", cmd),
+        common.Row(
+            "4",
+            "start-up app.py / hello world (to first 200)",
+            f"{ratio:.2f} ({common.median(times['app']):.2f} s / {common.median(times['hello']):.2f} s)",
+            "≤ 1.3",
+            ratio <= 1.3,
+            cmd,
+        ),
+        common.Row(
+            "4",
+            '`python -c "import portrait"`',
+            f"{common.median(imp['portrait']):.3f} s ({common.median(net):.3f} s net)",
+            "—",
+            None,
+            cmd,
+        ),
+        common.Row(
+            "4",
+            "`'gradio' in sys.modules` after import portrait",
+            gradio_loaded,
+            "False",
+            gradio_loaded == "False",
+            cmd,
+        ),
     ]
     common.write_section(args.out, "startup", "\n".join(body), rows)
-    print(f"[startup] app {common.median(times['app']):.2f}s, hello {common.median(times['hello']):.2f}s, ratio {ratio:.2f}; "
-          f"import portrait {common.median(imp['portrait']):.3f}s, gradio loaded: {gradio_loaded} -> {args.out}")
+    print(
+        f"[startup] app {common.median(times['app']):.2f}s, hello {common.median(times['hello']):.2f}s, ratio {ratio:.2f}; "
+        f"import portrait {common.median(imp['portrait']):.3f}s, gradio loaded: {gradio_loaded} -> {args.out}"
+    )
     return 0
 
 

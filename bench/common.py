@@ -53,7 +53,9 @@ def parse_args(description: str, argv: Sequence[str] | None = None) -> argparse.
     global QUICK
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--quick", action="store_true", help="tiny repeat counts and load (a smoke run)")
-    p.add_argument("--out", type=Path, default=DEFAULT_DOC, help="report file to update (default: %(default)s)")
+    p.add_argument(
+        "--out", type=Path, default=DEFAULT_DOC, help="report file to update (default: %(default)s)"
+    )
     p.add_argument("--runs", type=int, default=None, help="override the number of runs per variant")
     args = p.parse_args(argv)
     QUICK = args.quick
@@ -97,9 +99,7 @@ def spread(xs: Sequence[float], scale: float = 1.0, fmt: str = "{:.1f}") -> str:
     )
 
 
-def interleave(
-    variants: dict[str, Callable[[], Any]], runs: int, warmup: int = 1
-) -> dict[str, list[float]]:
+def interleave(variants: dict[str, Callable[[], Any]], runs: int, warmup: int = 1) -> dict[str, list[float]]:
     """Run the variants A, B, A, B, ... (order alternating every round) and time each call."""
     names = list(variants)
     for _ in range(warmup):
@@ -405,9 +405,7 @@ def _make_phone_jpeg() -> bytes:
 
     # Sensor noise: luma plus a little chroma.
     luma = noise(full, 2.5)
-    sensor = Image.merge(
-        "RGB", tuple(ImageChops.add(luma, noise(full, 1.2), 1.0, -128) for _ in range(3))
-    )
+    sensor = Image.merge("RGB", tuple(ImageChops.add(luma, noise(full, 1.2), 1.0, -128) for _ in range(3)))
     upright = ImageChops.add(img, sensor, 1.0, -128)
 
     stored = upright.transpose(Image.Transpose.ROTATE_90)  # orientation 6 rotates it back clockwise
@@ -449,7 +447,9 @@ _ROWS_RE = re.compile(r"<!-- rows: (.*?) -->", re.S)
 
 
 def _blank_doc() -> str:
-    parts = ["# Benchmarks\n\n<!-- header -->\n<!-- /header -->\n\n## Summary\n\n<!-- summary -->\n<!-- /summary -->\n"]
+    parts = [
+        "# Benchmarks\n\n<!-- header -->\n<!-- /header -->\n\n## Summary\n\n<!-- summary -->\n<!-- /summary -->\n"
+    ]
     for key, heading, script in SECTIONS:
         parts.append(
             f"\n<!-- section:{key} -->\n{heading}\n\n_Not run yet: `python {script}`._\n<!-- /section:{key} -->\n"
@@ -499,7 +499,9 @@ def _summary(doc: str) -> str:
             f"| {row['section']} | {row['figure']} | {row['value']} | {row['target']} | {met} | `{row['command']}` |"
         )
     out.append("")
-    out.append("Each section below gives the set-up, the spread of the runs and, where a target is missed, why.")
+    out.append(
+        "Each section below gives the set-up, the spread of the runs and, where a target is missed, why."
+    )
     return "\n".join(out) + "\n"
 
 

@@ -24,8 +24,12 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="smoke run (< 60 s)")
     p.add_argument("--out", type=Path, default=common.DEFAULT_DOC)
-    p.add_argument("--only", action="append", choices=[k for k, _, _ in common.SECTIONS],
-                   help="run only these sections (repeatable)")
+    p.add_argument(
+        "--only",
+        action="append",
+        choices=[k for k, _, _ in common.SECTIONS],
+        help="run only these sections (repeatable)",
+    )
     args = p.parse_args(argv)
     out = args.out.resolve()
     started = time.perf_counter()
@@ -50,15 +54,17 @@ def main(argv: list[str] | None = None) -> int:
         if res.returncode != 0:
             failed.append(script)
             common.write_section(
-                out, key, f"**FAILED**: `python {' '.join(cmd[1:])}` exited {res.returncode} after {dt:.0f} s; "
-                "see its output.\n", [common.Row(key, "script", "failed", "runs", False, " ".join(cmd[1:]))]
+                out,
+                key,
+                f"**FAILED**: `python {' '.join(cmd[1:])}` exited {res.returncode} after {dt:.0f} s; "
+                "see its output.\n",
+                [common.Row(key, "script", "failed", "runs", False, " ".join(cmd[1:]))],
             )
     total = time.perf_counter() - started
     mode = "--quick (smoke run; figures are not meaningful)" if args.quick else "full"
     extra = (
         f"Last `python bench/run_all.py{' --quick' if args.quick else ''}`: {mode}, wall time "
-        f"**{total:.0f} s** ({', '.join(walls)})."
-        + (f" **Failed: {', '.join(failed)}.**" if failed else "")
+        f"**{total:.0f} s** ({', '.join(walls)})." + (f" **Failed: {', '.join(failed)}.**" if failed else "")
     )
     common.write_header(out, extra)
     print(f"run_all: {total:.0f} s, report in {out}" + (f"; FAILED: {failed}" if failed else ""))

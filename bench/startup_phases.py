@@ -76,7 +76,13 @@ def main() -> None:
         mark("studio_open")
         demo = build_demo(studio, presets).queue(**queue_kwargs(settings))
         mark("build_demo")
-        demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **launch_kwargs(settings))
+        demo.launch(
+            server_name="127.0.0.1",
+            server_port=port,
+            prevent_thread_lock=True,
+            quiet=True,
+            **launch_kwargs(settings),
+        )
         mark("launch_returned")
     else:
         with gr.Blocks() as demo:

@@ -155,7 +155,9 @@ class PortraitClient:
     ) -> requests.Response:
         url = self.api_base + path
         try:
-            return self.session.post(url, headers={**self._auth(), **(headers or {})}, timeout=timeout, **kwargs)
+            return self.session.post(
+                url, headers={**self._auth(), **(headers or {})}, timeout=timeout, **kwargs
+            )
         except requests.exceptions.ConnectTimeout:
             raise RequestTimeoutError(
                 "连接 API 超时，请检查网络后重试。",

@@ -279,22 +279,24 @@ def _aspect_for(width: int, height: int) -> str:
     return CUSTOM
 
 
-class PhotoInput(gr.Image):
-    """gr.Image that hands every upload to our own photo checks as a file path.
+def _tolerant_photo_input(image: gr.Image) -> gr.Image:
+    """Hand every upload to our own photo checks as a file path.
 
     Gradio's Image opens uploads with Pillow before any handler runs; a file that is not an
-    image would then fail there with a bare "Error" badge instead of our bilingual message.
+    image would fail there with a bare "Error" badge instead of our bilingual message. (Wrapped
+    on the instance: a gr.Image subclass would make Gradio write a .pyi stub into the package.)
     """
+    original = image.preprocess
 
-    def get_block_name(self) -> str:
-        return "image"
-
-    def preprocess(self, payload: Any) -> Any:
+    def preprocess(payload: Any) -> Any:
         try:
-            return super().preprocess(payload)
+            return original(payload)
         except Exception:  # noqa: BLE001 - any failure here is reported by prepare_photo, clearly
             path = getattr(payload, "path", None)
             return str(path) if path else None
+
+    image.preprocess = preprocess  # type: ignore[method-assign]
+    return image
 
 
 class PortraitUI:
@@ -817,13 +819,15 @@ def build_demo(studio: Studio, presets: Sequence[Preset]) -> gr.Blocks:
                     # ---- left: the photo, the style and every field ----
                     with gr.Column(scale=5):
                         with gr.Row(equal_height=False):
-                            photo = PhotoInput(
-                                label=t("photo"),
-                                sources=["upload", "webcam", "clipboard"],
-                                type="filepath",
-                                image_mode=None,  # pass the original file on: EXIF orientation intact
-                                height=300,
-                                elem_id="photo",
+                            photo = _tolerant_photo_input(
+                                gr.Image(
+                                    label=t("photo"),
+                                    sources=["upload", "webcam", "clipboard"],
+                                    type="filepath",
+                                    image_mode=None,  # pass the original file on: EXIF orientation intact
+                                    height=300,
+                                    elem_id="photo",
+                                )
                             )
                             with gr.Column(min_width=160):
                                 sent = gr.Image(
