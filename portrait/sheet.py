@@ -35,6 +35,7 @@ from .images import PhotoSource, PreparedPhoto
 from .params import SEED_RANDOM, PortraitRequest
 from .presets import Preset, compose_prompt
 from .store import RunRecord
+from .studio import image_record
 
 if TYPE_CHECKING:
     from .studio import Studio
@@ -290,18 +291,10 @@ def _sheet_run(
             for j, image in enumerate(result.images, start=1):
                 name = cell.file if j == 1 else cell.file.replace(".jpg", f"-{j}.jpg")
                 files[name] = image.data  # the API's JPEG, byte for byte
-                width, height = Image.open(io.BytesIO(image.data)).size
                 entry["files"].append(name)
                 images.append(
                     {
-                        "file": name,
-                        "seed": result.seed,
-                        "request_id": result.request_id,
-                        "time_elapsed": result.time_elapsed,
-                        "wall_seconds": round(result.wall_seconds, 3),
-                        "url": image.url,
-                        "width": width,
-                        "height": height,
+                        **image_record(name, result, image),
                         "preset": cell.preset_id,
                         "name_zh": cell.name_zh,
                         "name_en": cell.name_en,

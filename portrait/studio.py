@@ -21,7 +21,7 @@ from typing import Any
 
 from PIL import Image
 
-from .client import PortraitClient, PortraitResult
+from .client import PortraitClient, PortraitImage, PortraitResult
 from .errors import InvalidInputError, PortraitError
 from .images import PhotoSource, PreparedPhoto, check_photo_url, prepare_photo
 from .params import SEED_MAX, SEED_RANDOM, VARIATIONS_MAX, VARIATIONS_MIN, PortraitRequest
@@ -47,6 +47,21 @@ class RunOutcome:
     image_input: str
     photo: PreparedPhoto | None = None
     timings: dict[str, float] = field(default_factory=dict)
+
+
+def image_record(name: str, result: PortraitResult, image: PortraitImage) -> dict[str, Any]:
+    """What run.json keeps about one saved image: file, seed, ids, timings, source URL, size."""
+    width, height = Image.open(io.BytesIO(image.data)).size
+    return {
+        "file": name,
+        "seed": result.seed,
+        "request_id": result.request_id,
+        "time_elapsed": result.time_elapsed,
+        "wall_seconds": round(result.wall_seconds, 3),
+        "url": image.url,
+        "width": width,
+        "height": height,
+    }
 
 
 def _file_key(source: object) -> tuple[str, int, int] | None:
@@ -252,19 +267,7 @@ class Studio:
             for j, image in enumerate(result.images, start=1):
                 name = f"{i:02d}-seed{result.seed}" + (f"-{j}" if j > 1 else "") + ".jpg"
                 files[name] = image.data
-                width, height = Image.open(io.BytesIO(image.data)).size
-                images.append(
-                    {
-                        "file": name,
-                        "seed": result.seed,
-                        "request_id": result.request_id,
-                        "time_elapsed": result.time_elapsed,
-                        "wall_seconds": round(result.wall_seconds, 3),
-                        "url": image.url,
-                        "width": width,
-                        "height": height,
-                    }
-                )
+                images.append(image_record(name, result, image))
         input_file = None
         if photo is not None:
             input_file = "input.jpg"

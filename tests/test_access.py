@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import logging
-import socket
 import threading
 
 import gradio as gr
 import pytest
 import requests
-from conftest import TEST_KEY
+from conftest import TEST_KEY, launch_app
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
@@ -17,18 +16,11 @@ from portrait.client import PortraitClient
 from portrait.errors import LimitError
 from portrait.limits import UsageLimiter
 from portrait.presets import load_presets
-from portrait.settings import Settings
 from portrait.simulator import key_fingerprint
 from portrait.studio import Studio
-from portrait.ui import PortraitUI, build_demo, launch_kwargs, queue_kwargs
+from portrait.ui import PortraitUI
 
 VISITOR_KEY = "sk-visitor-OWNKEY-93b1c0d7e4a2"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_hourly_limit_refuses_with_a_wait_hint_and_refunds_unused():
@@ -50,22 +42,8 @@ def test_daily_cap_survives_a_restart(tmp_path):
     assert "daily limit" in info.value.en and "明天" in info.value.zh
 
 
-def launch(settings: Settings):
-    studio = Studio(settings, PortraitClient(settings, retries=0))
-    demo = build_demo(studio, load_presets(settings.presets_path)).queue(**queue_kwargs(settings))
-    port = _free_port()
-    demo.launch(
-        server_name="127.0.0.1",
-        server_port=port,
-        prevent_thread_lock=True,
-        quiet=True,
-        **launch_kwargs(settings),
-    )
-    return demo, studio, f"http://127.0.0.1:{port}/"
-
-
 def test_visitor_limit_applies_through_the_endpoint(settings, sim, photo_path):
-    demo, studio, url = launch(settings.with_(per_visitor_hourly=2))
+    demo, studio, url = launch_app(settings.with_(per_visitor_hourly=2))
     try:
         client = Client(url, verbose=False)
         client.predict(image=handle_file(str(photo_path)), variations=2, api_name="/generate")
@@ -84,7 +62,7 @@ def test_forged_forwarded_for_does_not_reset_the_visitor_limit(
 ):
     # As on a public server: uvicorn trusts no proxy headers from the peer itself.
     monkeypatch.setenv("FORWARDED_ALLOW_IPS", "")
-    demo, studio, url = launch(settings.with_(per_visitor_hourly=1, trusted_proxies=trusted_proxies))
+    demo, studio, url = launch_app(settings.with_(per_visitor_hourly=1, trusted_proxies=trusted_proxies))
     try:
         # Behind one trusted proxy the proxy appends the real address last; the visitor controls the rest.
         real = {"X-Forwarded-For": "198.51.100.7"} if trusted_proxies else {}
@@ -102,7 +80,7 @@ def test_forged_forwarded_for_does_not_reset_the_visitor_limit(
 
 
 def test_login_is_required_when_configured(settings, sim):
-    demo, studio, url = launch(settings.with_(auth="owner:s3cret-pass"))
+    demo, studio, url = launch_app(settings.with_(auth="owner:s3cret-pass"))
     try:
         assert requests.get(url + "config", timeout=10).status_code in (401, 403)
         session = requests.Session()
@@ -172,7 +150,7 @@ def test_own_key_is_used_only_for_that_visitor_and_never_kept(settings, sim, pho
 
 
 def test_own_key_box_is_hidden_unless_the_owner_allows_it(settings, sim):
-    demo, studio, url = launch(settings)
+    demo, studio, url = launch_app(settings)
     try:
         config = requests.get(url + "config", timeout=10).json()
         props = {c.get("props", {}).get("elem_id"): c["props"] for c in config["components"]}

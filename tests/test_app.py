@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import requests
-from conftest import TEST_KEY
+from conftest import TEST_KEY, free_port, launch_app
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
@@ -20,15 +19,8 @@ from portrait.client import PortraitClient
 from portrait.presets import compose_prompt, find_preset, load_presets
 from portrait.settings import Settings
 from portrait.studio import Studio
-from portrait.ui import build_demo, launch_kwargs, queue_kwargs
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -42,17 +34,7 @@ def app(sim_server, tmp_path_factory):
         concurrency=4,
     )
     presets = load_presets(settings.presets_path)
-    studio = Studio(settings, PortraitClient(settings, retries=0))
-    demo = build_demo(studio, presets).queue(**queue_kwargs(settings))
-    port = _free_port()
-    demo.launch(
-        server_name="127.0.0.1",
-        server_port=port,
-        prevent_thread_lock=True,
-        quiet=True,
-        **launch_kwargs(settings),
-    )
-    url = f"http://127.0.0.1:{port}/"
+    demo, studio, url = launch_app(settings)
     yield url, settings, presets
     demo.close(verbose=False)
     studio.close()
@@ -219,7 +201,7 @@ def test_broken_presets_file_stops_the_app_with_a_precise_message(tmp_path):
         '    description: {zh: 霓虹灯, en: neon lights}\n    prompt: "霓虹灯下的人像"\n',
         encoding="utf-8",
     )
-    env = {**os.environ, "PORTRAIT_PRESETS": str(bad), "GRADIO_SERVER_PORT": str(_free_port())}
+    env = {**os.environ, "PORTRAIT_PRESETS": str(bad), "GRADIO_SERVER_PORT": str(free_port())}
     env.pop("AI302_API_KEY", None)
     proc = subprocess.run(
         [sys.executable, "app.py"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120

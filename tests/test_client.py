@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
 import threading
 import time
 
 import pytest
-from conftest import TEST_KEY
+from conftest import TEST_KEY, free_port
 from PIL import Image
 
 from portrait import errors
@@ -199,14 +198,8 @@ def test_model_error_at_http_500_is_not_retried(settings, sim, photo_path):
     client.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_connection_refused_is_retried_until_the_server_is_up(settings, photo_path, tmp_path):
-    port = _free_port()
+    port = free_port()
     late = Simulator(port=port)
     timer = threading.Timer(0.3, late.start)
     timer.start()
@@ -221,7 +214,7 @@ def test_connection_refused_is_retried_until_the_server_is_up(settings, photo_pa
 
 
 def test_connection_refused_for_good_gives_a_clear_message(settings, photo_path):
-    client = PortraitClient(settings.with_(api_base=f"http://127.0.0.1:{_free_port()}"), retries=1)
+    client = PortraitClient(settings.with_(api_base=f"http://127.0.0.1:{free_port()}"), retries=1)
     with pytest.raises(errors.UpstreamError) as info:
         client.generate(PortraitRequest(image_input="https://example.com/a.jpg"))
     assert "PORTRAIT_API_BASE" in info.value.en

@@ -3,24 +3,17 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import requests
-from conftest import TEST_KEY
+from conftest import TEST_KEY, free_port
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait_up(url: str, proc: subprocess.Popen, timeout: float = 90) -> None:
@@ -40,7 +33,7 @@ def _wait_up(url: str, proc: subprocess.Popen, timeout: float = 90) -> None:
 def test_key_appears_in_no_page_response_log_file_or_cli_output(sim, photo_path, tmp_path):
     out_dir = tmp_path / "outputs"
     log_path = tmp_path / "server.log"
-    port = _free_port()
+    port = free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("AI302_", "PORTRAIT_"))},
         "AI302_API_KEY": TEST_KEY,
