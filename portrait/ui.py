@@ -1023,10 +1023,8 @@ def build_demo(studio: Studio, presets: Sequence[Preset]) -> gr.Blocks:
         ]
 
         codes = [code_curl, code_python, code_gradio]
-        photo.upload(ui.on_photo, [photo, lang], [sent, sent_note], js=WITH_LANG_JS, **private)
-        photo.change(
-            lambda p: (None, "") if not p else (gr.update(), gr.update()), photo, [sent, sent_note], **private
-        )
+        # .change covers uploads, webcam, paste, clearing and "reuse" restoring a photo.
+        photo.change(ui.on_photo, [photo, lang], [sent, sent_note], js=WITH_LANG_JS, **private)
         style_outputs = [prompt, style_note, aspect, width, height, *strength.values(), gen_mode]
         # .input (not .change): only a person's choice applies a style; "reuse" restores values as saved.
         style.input(ui.on_style, [style, idea, lang], [*style_outputs, composed], js=WITH_LANG_JS, **private)
