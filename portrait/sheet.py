@@ -11,6 +11,7 @@ images, the grid and a `manifest.json`. The result JPEGs are kept byte for byte.
 from __future__ import annotations
 
 import contextvars
+import functools
 import io
 import json
 import os
@@ -195,6 +196,8 @@ def run_sheet(
             outcome: PortraitResult | PortraitError = studio.generate_one(request, client)
         except PortraitError as err:
             outcome = err
+        else:
+            _thumbnail(outcome.images[0].data)  # overlap tile-making with the calls still running
         with lock:
             done += 1
             progress(0.1 + 0.8 * done / len(requests_), "generating")
@@ -536,7 +539,9 @@ def _line_height(font: Font) -> int:
     return int(box[3] - box[1])
 
 
+@functools.lru_cache(maxsize=32)
 def _thumbnail(data: bytes) -> Image.Image | None:
+    """A sheet tile for an image (cached: workers make them while the other styles still run)."""
     try:
         img = Image.open(io.BytesIO(data))
         # JPEG: decode at the smallest DCT scale that still covers the fitted thumbnail.
