@@ -8,9 +8,9 @@ import threading
 import gradio as gr
 import pytest
 import requests
-from conftest import TEST_KEY, launch_app
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
+from harness import TEST_KEY, launch_app
 
 from portrait.client import PortraitClient
 from portrait.errors import LimitError

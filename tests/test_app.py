@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import TEST_KEY, free_port, launch_app
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
+from harness import TEST_KEY, free_port, launch_app
 from PIL import Image
 
 from portrait.client import PortraitClient

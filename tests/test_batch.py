@@ -13,7 +13,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import TEST_KEY
+from harness import TEST_KEY
 from photo_factory import jpeg_bytes, portrait_image, write
 
 from portrait.batch import (

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import TEST_KEY
+from harness import TEST_KEY
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -8,7 +8,7 @@ import threading
 import time
 
 import pytest
-from conftest import TEST_KEY, free_port
+from harness import TEST_KEY, free_port
 from PIL import Image
 
 from portrait import errors

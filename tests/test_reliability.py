@@ -37,9 +37,9 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import TEST_KEY
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
+from harness import TEST_KEY
 from photo_factory import jpeg_bytes, portrait_image, write
 from PIL import Image
 

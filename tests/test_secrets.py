@@ -9,9 +9,9 @@ import time
 from pathlib import Path
 
 import requests
-from conftest import TEST_KEY, free_port
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
+from harness import TEST_KEY, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -9,7 +9,7 @@ import zipfile
 
 import pytest
 import requests
-from conftest import TEST_KEY
+from harness import TEST_KEY
 from PIL import Image, ImageFont
 
 from portrait import errors, sheet

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import TEST_KEY
+from harness import TEST_KEY
 from photo_factory import jpeg_bytes, write
 from PIL import Image
 
