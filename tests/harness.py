@@ -6,7 +6,15 @@ cannot both be imported by name.)
 
 from __future__ import annotations
 
+import contextlib
 import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
 
 from portrait.client import PortraitClient
 from portrait.settings import Settings
@@ -39,3 +47,34 @@ def launch_app(settings: Settings):
         **launch_kwargs(settings),
     )
     return demo, studio, f"http://127.0.0.1:{port}/"
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def start_app_process(env: dict[str, str], log: Path, timeout: float = 120) -> tuple[subprocess.Popen, str]:
+    """`python app.py` in the background with `env`; returns once its page answers (or fails with its log)."""
+    url = f"http://127.0.0.1:{env['GRADIO_SERVER_PORT']}/"
+    with open(log, "ab") as out:
+        proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=out, stderr=out)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"app.py exited with {proc.returncode}:\n{log.read_text(errors='replace')[-3000:]}")
+        with contextlib.suppress(requests.RequestException):
+            if requests.get(url + "config", timeout=2).status_code == 200:
+                return proc, url
+        time.sleep(0.1)
+    proc.kill()
+    pytest.fail(f"app.py did not answer within {timeout:.0f} s")
+
+
+def stop_process(proc: subprocess.Popen) -> None:
+    """Terminate a child process, killing it if it does not stop in time."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=20)

@@ -39,7 +39,7 @@ import pytest
 import requests
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
-from harness import TEST_KEY
+from harness import TEST_KEY, start_app_process, stop_process
 from photo_factory import jpeg_bytes, portrait_image, write
 from PIL import Image
 
@@ -528,33 +528,6 @@ def test_partial_run_through_the_endpoint_returns_three_images_and_the_failure(g
 # ------------------------------------------------------------------------------ 4. crash safety
 
 
-def _start_app(env: dict[str, str], log: Path) -> tuple[subprocess.Popen, str]:
-    """`python app.py` in the background; returns once its page answers (or fails with its log)."""
-    url = f"http://127.0.0.1:{env['GRADIO_SERVER_PORT']}/"
-    with open(log, "ab") as out:
-        proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=out, stderr=out)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"app.py exited with {proc.returncode}:\n{log.read_text(errors='replace')[-3000:]}")
-        with contextlib.suppress(requests.RequestException):
-            if requests.get(url + "config", timeout=2).status_code == 200:
-                return proc, url
-        time.sleep(0.1)
-    proc.kill()
-    pytest.fail("app.py did not answer within 120 s")
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=20)
-
-
 def test_kill_9_mid_run_leaves_only_complete_runs_and_a_restart_lists_them(tmp_path, photo):
     out = tmp_path / "outputs"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AI302_", "PORTRAIT_", "GRADIO_"))}
@@ -570,7 +543,7 @@ def test_kill_9_mid_run_leaves_only_complete_runs_and_a_restart_lists_them(tmp_p
     def runs_on_disk() -> set[str]:
         return {p.name for p in out.iterdir() if not p.name.startswith(".")} if out.is_dir() else set()
 
-    proc, url = _start_app(env, tmp_path / "app.log")
+    proc, url = start_app_process(env, tmp_path / "app.log")
     client = Client(url, verbose=False, download_files=str(tmp_path / "downloads"))
     try:
         job_args = {"image": handle_file(str(photo)), "variations": 4, "api_name": "/generate", **SIZE}
@@ -588,7 +561,7 @@ def test_kill_9_mid_run_leaves_only_complete_runs_and_a_restart_lists_them(tmp_p
                 job.result(timeout=30)
     finally:
         client.close()
-        _stop(proc)
+        stop_process(proc)
     finished = runs_on_disk()
     assert len(finished) < len(jobs)  # the kill really landed while runs were going on
     for name in finished:
@@ -598,13 +571,13 @@ def test_kill_9_mid_run_leaves_only_complete_runs_and_a_restart_lists_them(tmp_p
     assert {r.id for r in RunStore(out).list()} == finished
 
     env["GRADIO_SERVER_PORT"] = str(free_port())  # the simulator's fixed port is reused as is
-    proc, url = _start_app(env, tmp_path / "app-restart.log")
+    proc, url = start_app_process(env, tmp_path / "app-restart.log")
     client = Client(url, verbose=False, download_files=str(tmp_path / "downloads"))
     try:
         _, record = client.predict(image=handle_file(str(photo)), api_name="/generate", **SIZE)
     finally:
         client.close()
-        _stop(proc)
+        stop_process(proc)
     listed = {r.id for r in RunStore(out).list()}
     assert listed == finished | {Path(record["run_dir"]).name}
 

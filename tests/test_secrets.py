@@ -5,29 +5,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import requests
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
-from harness import TEST_KEY, free_port
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def _wait_up(url: str, proc: subprocess.Popen, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"app exited with {proc.returncode}")
-        try:
-            if requests.get(url, timeout=2).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.3)
-    raise AssertionError("app did not start")
+from harness import ROOT, TEST_KEY, free_port, start_app_process, stop_process
 
 
 def test_key_appears_in_no_page_response_log_file_or_cli_output(sim, photo_path, tmp_path):
@@ -42,38 +24,32 @@ def test_key_appears_in_no_page_response_log_file_or_cli_output(sim, photo_path,
         "PORTRAIT_LOG_LEVEL": "DEBUG",
         "GRADIO_SERVER_PORT": str(port),
     }
-    url = f"http://127.0.0.1:{port}/"
     seen: list[str] = []
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+    proc, url = start_app_process(env, log_path, timeout=90)
+    try:
+        client = Client(url, verbose=False)
+        files, record = client.predict(
+            image=handle_file(str(photo_path)), prompt="微笑", api_name="/generate"
         )
-        try:
-            _wait_up(url, proc)
-            client = Client(url, verbose=False)
-            files, record = client.predict(
-                image=handle_file(str(photo_path)), prompt="微笑", api_name="/generate"
-            )
-            seen.append(repr(record))
-            _, _, sheet_record = client.predict(
-                image=handle_file(str(photo_path)), presets="studio,anime", api_name="/sheet"
-            )
-            seen.append(repr(sheet_record))
-            for fault in ("gateway:-10001", "gateway:-10004", "model:50413", "nonjson"):
-                sim.configure(fault=fault)
-                try:
-                    client.predict(image=handle_file(str(photo_path)), api_name="/generate")
-                except AppError as err:
-                    seen.append(str(err))
-            sim.configure(fault=None)
-            for path in ("", "config", "gradio_api/info", "gradio_api/openapi.json", "manifest.json"):
-                resp = requests.get(url + path, timeout=10)
-                seen.append(resp.text)
-                seen.append(repr(dict(resp.headers)))
-            assert files and record["images"][0]["request_id"]
-        finally:
-            proc.terminate()
-            proc.wait(20)
+        seen.append(repr(record))
+        _, _, sheet_record = client.predict(
+            image=handle_file(str(photo_path)), presets="studio,anime", api_name="/sheet"
+        )
+        seen.append(repr(sheet_record))
+        for fault in ("gateway:-10001", "gateway:-10004", "model:50413", "nonjson"):
+            sim.configure(fault=fault)
+            try:
+                client.predict(image=handle_file(str(photo_path)), api_name="/generate")
+            except AppError as err:
+                seen.append(str(err))
+        sim.configure(fault=None)
+        for path in ("", "config", "gradio_api/info", "gradio_api/openapi.json", "manifest.json"):
+            resp = requests.get(url + path, timeout=10)
+            seen.append(resp.text)
+            seen.append(repr(dict(resp.headers)))
+        assert files and record["images"][0]["request_id"]
+    finally:
+        stop_process(proc)
     cli = subprocess.run(
         [sys.executable, "-m", "portrait", "-v", "generate", "--image", str(photo_path), "--json"],
         cwd=ROOT,
